@@ -1,0 +1,300 @@
+"""One EMC measurement from a resolved config: data -> model -> fit oracle -> search -> records.
+
+`run_job(cfg, outdir)` is what the Hydra entry point calls; tests call it too.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from . import data as data_mod
+from .convergence import evaluate
+from .emc import SEARCHES, Attempt, SearchResult
+from .errors import ConfigError, require
+from .models import plan_model
+from .optim import apply_reparam, build_procedure
+from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
+from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
+from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
+
+log = logging.getLogger("flexnet")
+
+# config keys that cannot change a result (excluded from the journal's config hash)
+_NON_RESULT_KEYS = ("logger", "threads", "hydra", "curve")
+CURVE_FILE = "curve.jsonl"
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _build_checks(cfg: dict) -> tuple[Checks, Any]:
+    c = dict(cfg)
+    grad_tol = c.pop("grad_tol", 1e-2)
+    calib = {k: c.pop(k) for k in ("calibration_n", "calibration_factor") if k in c}
+    fields = {f.name for f in dataclasses.fields(Checks)}
+    unknown = sorted(set(c) - fields)
+    if unknown:
+        raise ConfigError(f"convergence.{unknown[0]}: unknown key; allowed: {', '.join(sorted(fields | {'grad_tol', 'calibration_n', 'calibration_factor'}))}")
+    checks = Checks(**c, grad_tol=1.0 if grad_tol == "auto" else grad_tol)
+    checks.validate()
+    return checks, (grad_tol, calib)
+
+
+def _build_budget(cfg: dict) -> Budget:
+    fields = {f.name for f in dataclasses.fields(Budget)}
+    unknown = sorted(set(cfg) - fields)
+    if unknown:
+        raise ConfigError(f"train.{unknown[0]}: unknown key; allowed: {', '.join(sorted(fields))}")
+    b = Budget(**cfg)
+    b.validate()
+    return b
+
+
+def load_data(cfg: dict, device: torch.device):
+    """Dataset + labeling for a config, cached per process (a sweep in one process loads once)."""
+    key = repr((plain(cfg["dataset"]), plain(cfg["labeling"]), str(device)))
+    if key not in _DATA_CACHE:
+        bundle = data_mod.load_dataset(knobs(cfg["dataset"], drop=()))
+        bundle = data_mod.apply_labeling(bundle, knobs(cfg["labeling"], drop=()))
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = bundle.to(device)
+    return _DATA_CACHE[key]
+
+
+@dataclass
+class Setup:
+    """Everything built from the config before any training."""
+
+    cfg: dict
+    device: torch.device
+    data: Any
+    plan: Any
+    recipe: Recipe
+    grad_tol_spec: Any
+
+
+def setup(cfg: dict) -> Setup:
+    """Validate and build everything from a plain config dict; raises ConfigError on bad input."""
+    require(isinstance(cfg.get("seed"), int), "seed", cfg.get("seed"), "must be an integer")
+    thr = cfg["search"].get("fit_threshold", 1.0)
+    require(isinstance(thr, (int, float)) and 0 < thr <= 1, "search.fit_threshold", thr,
+            "must lie in (0, 1] (1.0: the paper's 100%; 0.98: its relaxed variant)")
+    params = cfg["scaling"].get("params")
+    if cfg["scaling"].get("name") != "none":
+        require(isinstance(params, (int, float)) and params > 0, "scaling.params", params,
+                "must be a positive number of parameters (e.g. 1e4)")
+    device = resolve_device(cfg.get("device", "auto"))
+    procedure = build_procedure(knobs(cfg["optimizer"], drop=()), knobs(cfg["regularizer"], drop=()))
+    checks, tol_spec = _build_checks(knobs(cfg.get("convergence") or {}, drop=()))
+    budget = _build_budget(knobs(cfg.get("train") or {}, drop=()))
+    recipe = Recipe(procedure=procedure, budget=budget, checks=checks, fit_threshold=float(thr))
+    data = load_data(cfg, device)
+    plan = plan_model(knobs(cfg["arch"], drop=()), knobs(cfg["scaling"], drop=()), data.input_shape,
+                      data.num_classes)
+    if plan.note:
+        log.warning(plan.note)
+    return Setup(cfg, device, data, plan, recipe, tol_spec)
+
+
+def calibrate_grad_tol(s: Setup) -> dict:
+    """`convergence.grad_tol=auto`: train the model to the full budget on a small subset it clearly
+    fits, read off the full-batch gradient norm there, and multiply by the calibration factor."""
+    spec, calib = s.grad_tol_spec
+    if spec != "auto":
+        return {"grad_tol": float(spec), "mode": "fixed"}
+    n = int(calib.get("calibration_n", 64))
+    factor = float(calib.get("calibration_factor", 10.0))
+    require(1 <= n <= s.data.pool_size, "convergence.calibration_n", n, f"must lie in [1, {s.data.pool_size}]")
+    require(factor > 0, "convergence.calibration_factor", factor, "must be > 0")
+    seed = derive_seed(s.cfg["seed"], n, 9999)
+    g = generator(seed)
+    idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
+    with seeded_init(seed):
+        model = s.plan.build()
+    model.to(s.device)
+    rec = copy.deepcopy(s.recipe)
+    rec.fit_threshold = 2.0  # never 'fitted': train through the whole budget
+    rec.checks.early_verdict = False
+    rec.checks.hessian = False
+    rec.budget.max_extensions = 0
+    res = train_to_minimum(model, s.data.x_train[idx], s.data.y_train[idx], rec,
+                           g=generator(seed + 1, s.device), seed=seed)
+    gn = float(res.grad_norm or 0.0)
+    tol = max(gn * factor, 1e-8)
+    s.recipe.checks.grad_tol = tol
+    log.info("grad_tol=auto: gradient norm %.3g on %d samples (acc %.3f) x %g -> grad_tol %.3g",
+             gn, n, res.train_acc, factor, tol)
+    return {"grad_tol": tol, "mode": "auto", "calibration_n": n, "calibration_factor": factor,
+            "calibration_grad_norm": gn, "calibration_train_acc": res.train_acc}
+
+
+class Oracle:
+    """n, attempt -> Attempt: a fresh subset and init per attempt, trained to a minimum."""
+
+    def __init__(self, s: Setup, journal: Journal, logger, curve_path: Optional[Path] = None):
+        self.s, self.journal, self.logger = s, journal, logger
+        self.curve_path = curve_path
+        self.replayed = 0
+        self.reparam_info: dict = {}
+
+    def _curve_callback(self, n: int, attempt: int, x, y, best: dict):
+        """Per-epoch learning curve: loss and accuracy on the stream trained on, clean train
+        accuracy on the subset and test accuracy, appended to curve.jsonl."""
+        s = self.s
+        has_test = s.data.x_test.shape[0] > 0
+
+        def cb(model, m: dict) -> None:
+            train_acc, _ = evaluate(model, x, y, s.recipe.procedure.loss_fn, s.recipe.checks.chunk)
+            test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
+            if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
+                best.update(best_test_acc=test_acc, best_test_epoch=m["epoch"])
+            rec = {"n": n, "attempt": attempt, **m, "train_acc": train_acc, "test_acc": test_acc}
+            with open(self.curve_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+        return cb
+
+    def __call__(self, n: int, attempt: int) -> Attempt:
+        old = self.journal.get(n, attempt)
+        if old is not None:
+            self.replayed += 1
+            return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+        s = self.s
+        seed = derive_seed(s.cfg["seed"], n, attempt)
+        g = generator(seed)
+        idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
+        x, y = s.data.x_train[idx], s.data.y_train[idx]
+        with seeded_init(seed):
+            model = s.plan.build()
+            model, rinfo = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)
+        self.reparam_info = rinfo
+        model.to(s.device)
+        best: dict = {}
+        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
+            res = fit_closed_form(model, x, y, s.recipe)
+        else:
+            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+        test_acc = None
+        if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
+            test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
+        rec = {"n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
+               "fitted": res.fitted, "cost": float(n * res.epochs), **best}
+        self.journal.append(rec)
+        self.logger.log_attempt(rec)
+        return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
+
+
+def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
+    """Models that are solved, not trained: build from the data and evaluate."""
+    t0 = time.perf_counter()
+    model.fit_closed_form(x, y)
+    acc, loss = evaluate(model, x, y, recipe.procedure.loss_fn, recipe.checks.chunk)
+    fitted = acc >= recipe.fit_threshold
+    return FitResult(status="fitted" if fitted else "failed", stop_reason="closed_form", train_acc=acc,
+                     train_loss=loss if math.isfinite(loss) else None, epochs=0, steps=0,
+                     seconds=time.perf_counter() - t0, verified=None if fitted else True)
+
+
+def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
+    r = a.record
+    log.info("n=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]",
+             a.n, a.attempt, a.status, r.get("train_acc") or 0.0, r.get("epochs") or 0, r.get("seconds") or 0.0,
+             lo, "-" if hi is None else hi)
+
+
+def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
+    """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
+    t0 = time.perf_counter()
+    outdir = Path(outdir)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    s = setup(cfg)
+    scfg = knobs(cfg["search"], drop=())
+    search_name = scfg.pop("name")
+    strategy = SEARCHES.get(search_name)
+    scfg.pop("fit_threshold", None)
+    start = scfg.pop("start", 128)
+    result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
+    journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
+    if journal.replayed:
+        log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
+    logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir)
+    exit_code = 1
+    try:
+        tol = calibrate_grad_tol(s)
+        curve = cfg.get("curve", "auto")
+        if curve == "auto":
+            curve = search_name == "fixed"
+        oracle = Oracle(s, journal, logger, outdir / CURVE_FILE if curve else None)
+        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress, **scfg)
+        result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
+        result["params"].update(oracle.reparam_info.get("params", {}))
+        write_result(outdir, result)
+        logger.log_summary(result)
+        exit_code = 0
+    finally:
+        logger.finish(exit_code)
+    print_summary(result, outdir)
+    return result
+
+
+def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict, replayed: int,
+              job_info: Optional[dict]) -> dict:
+    at_emc = [a for a in res.attempts if a.n == res.emc and a.fitted]
+    if res.search == "fixed" and res.attempts:
+        at_emc = [next((a for a in res.attempts if a.fitted), res.attempts[-1])]
+    test_acc = at_emc[0].record.get("test_acc") if at_emc else None
+    train_acc = at_emc[0].record.get("train_acc") if at_emc else None
+    unverified = [{"n": a.n, "attempt": a.attempt} for a in res.attempts if a.status == "unverified"]
+    return {
+        "emc": res.emc,
+        "bracket": {"fitted": res.fitted, "failed": res.failed},
+        "lower_bound": res.lower_bound,
+        "params": {"target": s.plan.target, "actual": s.plan.actual},
+        "fits": res.fits,
+        "cost_sample_epochs": res.cost,
+        "seconds": seconds,
+        "unverified": len(unverified),
+        "unverified_attempts": unverified,
+        "test_accuracy": test_acc,
+        "train_accuracy": train_acc,
+        "best_test_accuracy": at_emc[0].record.get("best_test_acc") if at_emc else None,
+        "search": res.search,
+        "device": str(s.device),
+        "pool_size": s.data.pool_size,
+        "num_classes": s.data.num_classes,
+        "input_shape": list(s.data.input_shape),
+        "arch": s.plan.arch,
+        "shape": s.plan.shape,
+        "grad_tol": tol,
+        "replayed_attempts": replayed,
+        "host": platform.node(),
+        "job": job_info or {},
+        "config": cfg,
+    }
+
+
+def print_summary(r: dict, outdir: Path) -> None:
+    if r["lower_bound"]:
+        what = f"EMC >= {r['emc']} (the whole pool of {r['pool_size']} fitted: a lower bound, not a measurement)"
+    else:
+        what = f"EMC = {r['emc']}  (bracket: fitted {r['bracket']['fitted']}, failed {r['bracket']['failed']})"
+    lines = [
+        f"{what}",
+        f"  {r['arch']} {r['shape']}  params {r['params']['actual']} (target {r['params']['target']})",
+        f"  {r['fits']} fit attempts, {r['cost_sample_epochs']:.3g} sample-epochs, {r['seconds']:.1f}s on {r['device']}"
+        + (f", {r['unverified']} unverified" if r["unverified"] else ""),
+        f"  results: {Path(outdir) / 'emc.json'}",
+    ]
+    print("\n".join(lines), flush=True)

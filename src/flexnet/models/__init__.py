@@ -1,0 +1,9 @@
+"""Architectures (plain kwargs in, nn.Module out) and scaling laws (target parameter count -> shape)."""
+from __future__ import annotations
+
+from .base import ARCHS, SCALINGS, ACTIVATIONS, ArchSpec, ModelPlan, activation, count_built_params, plan_model
+
+# importing the option modules fills the registries
+from . import mlp, scaling  # noqa: F401,E402
+
+__all__ = ["ARCHS", "SCALINGS", "ACTIVATIONS", "ArchSpec", "ModelPlan", "activation", "count_built_params", "plan_model"]

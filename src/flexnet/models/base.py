@@ -1,0 +1,147 @@
+"""Registries for architectures and scaling laws, and the parameter-count solver.
+
+An architecture is an `ArchSpec`: a builder ``build(input_shape, num_classes, **knobs)
+-> nn.Module`` plus, per scaling law it supports, a map ``(knobs, s) -> knobs`` from one
+scalar scale ``s >= 1`` to a shape, monotone (non-decreasing) in parameter count.
+A scaling law (`SCALINGS`) turns ``scaling.params`` into a shape: `none` keeps the
+config's shape; the solving laws look up the arch's map under their own name and
+solve for ``s``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+    "gelu": nn.GELU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"arch.activation={name!r}: allowed: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+@dataclass
+class ArchSpec:
+    build: Callable[..., nn.Module]
+    scalers: dict[str, Callable[[dict, float], dict]] = field(default_factory=dict)
+    # scale range searched by the solver, per law (default (1, 2**20))
+    s_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # a short description of what each law scales (for messages)
+    describe: dict[str, str] = field(default_factory=dict)
+
+
+ARCHS: Registry[ArchSpec] = Registry("arch")
+
+
+@dataclass
+class ModelPlan:
+    """What will be built: the arch, its resolved shape and its parameter counts."""
+
+    arch: str
+    scaling: str
+    shape: dict[str, Any]
+    target: Optional[float]
+    actual: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+    note: str = ""
+
+    def build(self) -> nn.Module:
+        return ARCHS.get(self.arch).build(self.input_shape, self.num_classes, **self.shape)
+
+
+def count_built_params(spec: ArchSpec, input_shape, num_classes, knobs: dict) -> int:
+    """Parameter count of the model a shape gives; built on the meta device (no memory, fast)."""
+    try:
+        with torch.device("meta"):
+            m = spec.build(tuple(input_shape), int(num_classes), **knobs)
+    except (NotImplementedError, RuntimeError):  # a builder that cannot run on meta
+        m = spec.build(tuple(input_shape), int(num_classes), **knobs)
+    return sum(p.numel() for p in m.parameters())
+
+
+ScalingLaw = Callable[..., ModelPlan]
+SCALINGS: Registry[ScalingLaw] = Registry("scaling")
+
+
+def plan_model(arch_cfg: dict, scaling_cfg: dict, input_shape, num_classes: int) -> ModelPlan:
+    """Resolve (arch, scaling) configs into a ModelPlan for the given data shape."""
+    arch_cfg, scaling_cfg = dict(arch_cfg), dict(scaling_cfg)
+    arch = arch_cfg.pop("name")
+    law = scaling_cfg.pop("name")
+    ARCHS.get(arch)  # unknown arch: clear error before anything else
+    return SCALINGS.get(law)(arch=arch, knobs=arch_cfg, input_shape=tuple(input_shape),
+                            num_classes=int(num_classes), **scaling_cfg)
+
+
+def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int, target: float,
+                max_params: float = 2e9, tolerance: float = 0.1) -> ModelPlan:
+    """Find the shape along `law` whose parameter count is nearest `target` (log distance).
+
+    Exponential search then bisection on the continuous scale s; every candidate's
+    actual count comes from building it, so rounding inside the map is accounted for.
+    """
+    spec = ARCHS.get(arch)
+    if law not in spec.scalers:
+        allowed = sorted(set(spec.scalers) | {"none"})
+        raise ConfigError(f"scaling={law!r} is not available for arch={arch!r}; allowed: {', '.join(allowed)}")
+    if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
+        raise ConfigError(f"scaling.params={target!r}: must be a positive number of parameters (e.g. 1e4)")
+    if target > max_params:
+        raise ConfigError(f"scaling.params={target:g}: above the ceiling scaling.max_params={max_params:g}")
+    fn = spec.scalers[law]
+    lo_s, hi_s = spec.s_range.get(law, (1.0, float(2**20)))
+    cache: dict[str, tuple[int, dict]] = {}
+
+    def evaluate(s: float) -> tuple[int, dict]:
+        shape = fn(dict(knobs), s)
+        key = json.dumps(shape, sort_keys=True, default=str)
+        if key not in cache:
+            cache[key] = (count_built_params(spec, input_shape, num_classes, shape), shape)
+        return cache[key]
+
+    smallest, smallest_shape = evaluate(lo_s)
+    if target < smallest / (1 + tolerance):
+        raise ConfigError(
+            f"scaling.params={target:g}: below the smallest {arch} realisable by scaling={law} "
+            f"({smallest} parameters at {_short(smallest_shape)})")
+    # exponential search for an upper scale
+    s_lo, s_hi = lo_s, lo_s
+    while evaluate(s_hi)[0] < target and s_hi < hi_s:
+        s_lo, s_hi = s_hi, min(hi_s, s_hi * 2)
+    # bisection on s
+    for _ in range(60):
+        if s_hi - s_lo <= 1e-3 * s_lo:
+            break
+        mid = (s_lo + s_hi) / 2
+        if evaluate(mid)[0] < target:
+            s_lo = mid
+        else:
+            s_hi = mid
+    best_count, best_shape = min(cache.values(), key=lambda cs: abs(math.log(cs[0] / target)))
+    note = ""
+    if abs(best_count - target) > tolerance * target:
+        note = (f"nearest realisable {arch} along scaling={law} has {best_count} parameters "
+                f"({100 * (best_count / target - 1):+.1f}% off target; shape granularity)")
+    return ModelPlan(arch, law, best_shape, float(target), int(best_count), tuple(input_shape),
+                     int(num_classes), note)
+
+
+def _short(shape: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, (dict, list)))
