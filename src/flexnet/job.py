@@ -213,13 +213,24 @@ def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
              lo, "-" if hi is None else hi)
 
 
+def set_threads(spec, params: int) -> int:
+    """Intra-op threads per job. auto: one thread for small models (under 1e5 parameters: as fast
+    as two on a CPU, and parallel jobs do not oversubscribe the cores), torch's default otherwise."""
+    if spec in (None, "auto"):
+        n = 1 if params < 100_000 else torch.get_num_threads()
+    else:
+        require(isinstance(spec, int) and spec >= 1, "threads", spec, "must be a positive integer or 'auto'")
+        n = int(spec)
+    torch.set_num_threads(n)
+    return n
+
+
 def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
     t0 = time.perf_counter()
     outdir = Path(outdir)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
     s = setup(cfg)
+    set_threads(cfg.get("threads", "auto"), s.plan.actual)
     scfg = knobs(cfg["search"], drop=())
     search_name = scfg.pop("name")
     strategy = SEARCHES.get(search_name)
