@@ -183,7 +183,10 @@ class Oracle:
         if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
             res = fit_closed_form(model, x, y, s.recipe)
         else:
-            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            cb = None
+            if self.curve_path:
+                _drop_curve(self.curve_path, n, attempt)  # a rerun replaces a killed attempt's partial curve
+                cb = self._curve_callback(n, attempt, x, y, best)
             res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
         test_acc = None
         if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
@@ -193,6 +196,26 @@ class Oracle:
         self.journal.append(rec)
         self.logger.log_attempt(rec)
         return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
+
+
+def _drop_curve(path: Path, n: int, attempt: int) -> None:
+    """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
+    journal has no record of it, so it is run again and would otherwise be recorded twice)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:  # a line cut short by the kill
+            continue
+        if not (r.get("n") == n and r.get("attempt") == attempt):
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)
 
 
 def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .base import (OPTIMIZERS, REGULARIZERS, REPARAMS, SCHEDULES, Procedure, Stepper, apply_reparam,
                    build_procedure)
 from . import optimizers, regularizers, reparam  # noqa: F401,E402
+from . import augment  # noqa: F401,E402  (regularizer=augment)
 
 __all__ = ["OPTIMIZERS", "REGULARIZERS", "REPARAMS", "SCHEDULES", "Procedure", "Stepper", "apply_reparam",
            "build_procedure"]
