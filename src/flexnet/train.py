@@ -48,10 +48,10 @@ class Budget:
 
 @dataclass
 class Checks:
-    grad_tol: float = 1e-2       # full-batch gradient norm below this ...
+    grad_tol: float = 5e-2       # full-batch gradient norm below this ...
     min_eig: float = -1e-2       # ... no Hessian eigenvalue below this ...
-    patience: int = 20           # ... and the smoothed loss flat for this many epochs
-    patience_steps: int = 500    # ... and this many optimizer steps
+    patience: int = 10           # ... and the smoothed loss flat for this many epochs
+    patience_steps: int = 200    # ... and this many optimizer steps
     rel_tol: float = 1e-3        # improvement smaller than this (relative) counts as flat
     smoothing: float = 0.5       # EMA factor of the epoch loss
     hessian: bool = True         # run the Hessian check (off: the verdict rests on grad + plateau)
