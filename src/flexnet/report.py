@@ -97,7 +97,8 @@ class Job:
         return float(self.config.get("search.fit_threshold", 1.0) or 1.0)
 
     def bits_per_param(self) -> Optional[float]:
-        if self.labeling not in RANDOM_LABELINGS or not self.num_classes or not self.params > 0:
+        if (self.labeling not in RANDOM_LABELINGS or self.search == "fixed" or not self.num_classes
+                or not self.params > 0):
             return None
         return self.emc * math.log2(self.num_classes) / self.params
 
@@ -195,7 +196,8 @@ def _short(k: str) -> str:
 def group_label(job: Job, by: list[str]) -> str:
     if not by:
         return "all"
-    return ", ".join(f"{_short(k)}={_fmt(job.config.get(k))}" for k in by)
+    parts = [f"{_short(k)}={_fmt(job.config.get(k))}" for k in by if job.config.get(k) is not None]
+    return ", ".join(parts) or "all"
 
 
 def _fmt(v: Any) -> str:
@@ -432,8 +434,17 @@ def _num(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return ""
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
         return f"{v:.{digits}g}"
     return str(v)
+
+
+def _raw(v: Any) -> str:
+    """Full precision for the CSV files (empty for missing / non-finite)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
 
 
 def write_tables(rep: Report) -> None:
@@ -452,9 +463,9 @@ def write_tables(rep: Report) -> None:
             pl = g["power_law"]
             bpp = g["bits_per_param"] or (None, None)
             lm, lse, nt = g["log_emc"]
-            w.writerow([name, len(g["jobs"]), len(g["sizes"]), _num(lm, 6), _num(lse, 6), nt,
-                        _num(pl.a, 6) if pl else "", _num(pl.b, 6) if pl else "", _num(pl.b_lo, 6) if pl else "",
-                        _num(pl.b_hi, 6) if pl else "", _num(bpp[0], 6), _num(bpp[1], 6), g["unverified"]])
+            w.writerow([name, len(g["jobs"]), len(g["sizes"]), _raw(lm), _raw(lse), nt,
+                        *([_raw(pl.a), _raw(pl.b), _raw(pl.b_lo), _raw(pl.b_hi)] if pl else [""] * 4),
+                        _raw(bpp[0]), _raw(bpp[1]), g["unverified"]])
     if rep.generalization.get("points"):
         pts = rep.generalization["points"]
         with open(rep.out / "generalization.csv", "w", newline="") as f:
