@@ -270,9 +270,7 @@ class WandbLogger(Logger):
         run_dir = Path(self.run.dir).parent
         self.run.finish(exit_code=exit_code)
         if self.mode == "offline":
-            msg = f"W&B offline run saved; upload with: wandb sync {run_dir}"
-            log.info(msg)
-            print(msg, flush=True)
+            print(f"W&B offline run saved; upload with: wandb sync {run_dir}", flush=True)
 
 
 @LOGGERS.register("wandb")
