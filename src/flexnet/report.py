@@ -775,15 +775,19 @@ def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
         rep.notes.append(f"time_to_fit.png: {missing} run(s) never reached the fit threshold and are left out")
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    best_drawn = False
     for n in names:
         xs, ms, ses = per_level(series[n], lambda j: None if j.result.get("test_accuracy") is None
                                 else 1.0 - j.result["test_accuracy"])
         if xs:
-            ax.errorbar(xs, ms, yerr=ses, fmt="o-", color=cols[n], capsize=3, ms=4, label=f"{n}, final")
+            ax.errorbar(xs, ms, yerr=ses, fmt="o-", color=cols[n], capsize=3, ms=4, label=n)
         xs, ms, _ = per_level(series[n], lambda j: None if j.result.get("best_test_accuracy") is None
                               else 1.0 - j.result["best_test_accuracy"])
         if xs:
-            ax.plot(xs, ms, "x:", color=cols[n], label=f"{n}, best along training")
+            best_drawn = True
+            ax.plot(xs, ms, "x:", color=cols[n])
+    if best_drawn:
+        ax.plot([], [], "x:", color="gray", label="dotted: best along training")
     ax.set_xlabel("label corruption (0: true labels, 1: random labels)")
     ax.set_ylabel("test error")
     ax.set_title("Test error against label corruption (cf. Zhang et al. 2017, Fig. 1c)", fontsize=10)
