@@ -263,7 +263,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
-    logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir)
+    logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir, job_info)
     exit_code = 1
     try:
         tol = calibrate_grad_tol(s)
