@@ -136,7 +136,11 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
             break  # confirmed: every attempt at hi failed
         run.lo = hi
         above = sorted(m for m in pending if m > hi)
-        run.hi = above[0] if above else (None if hi >= pool else double_from(min(2 * hi, pool)))
+        if above:
+            run.hi = above[0]
+        else:
+            run.hi = None  # unknown again until doubling finds a failure
+            run.hi = None if hi >= pool else double_from(min(2 * hi, pool))
     lower_bound = run.hi is None
     return SearchResult(emc=run.lo, fitted=run.lo or None, failed=run.hi, attempts=run.order, search="bisect",
                         lower_bound=lower_bound)
