@@ -72,6 +72,8 @@ def _frame_from_openml(name: str, root: Path, data_id: int, download: bool, targ
     desc = home / "openml.org" / "api" / "v1" / "json" / "data" / f"{int(data_id)}.gz"
     if not download and not desc.is_file():
         raise missing(name, home, what=f"no OpenML cache for data id {data_id} ({desc.name} missing)")
+    if not download:  # check the whole cache first: sklearn would re-download a missing or bad file
+        _check_openml_cache(name, root / "openml", int(data_id), desc)
     kw = {"target_column": target} if target else {}
     try:
         b = fetch_openml(data_id=int(data_id), data_home=str(root), as_frame=True, parser="pandas", **kw)
@@ -82,6 +84,34 @@ def _frame_from_openml(name: str, root: Path, data_id: int, download: bool, targ
         raise ConfigError(f"dataset={name}: OpenML data id {data_id} has no single target column; "
                           f"name one with dataset.target=<column>")
     return b.data, y, str(home)
+
+
+def _check_openml_cache(name: str, home: Path, data_id: int, desc: Path) -> None:
+    import gzip
+    import hashlib
+    import json
+    from urllib.parse import urlparse
+
+    api = desc.parent
+    for p in (api / "features" / f"{data_id}.gz", api / "qualities" / f"{data_id}.gz"):
+        if not p.is_file():
+            raise missing(name, home, what=f"incomplete OpenML cache for data id {data_id} ({p} missing)")
+    try:
+        with gzip.open(desc) as f:
+            d = json.load(f)["data_set_description"]
+        data = home / "openml.org" / (urlparse(d["url"]).path.lstrip("/") + ".gz")
+        if not data.is_file():
+            raise missing(name, home, what=f"incomplete OpenML cache for data id {data_id} ({data} missing)")
+        md5 = hashlib.md5()
+        with gzip.open(data) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                md5.update(chunk)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise unreadable(name, desc.parent, e) from None
+    if md5.hexdigest() != d.get("md5_checksum"):
+        raise unreadable(name, data, ValueError("md5 checksum differs from the OpenML description"))
 
 
 def encode(x_df, y_ser, test_fraction: float, split_seed: int, categorical: Sequence[str] = ()):
