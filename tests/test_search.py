@@ -114,3 +114,13 @@ def test_bad_search_input():
     with pytest.raises(ConfigError, match="search.step"):
         linear_search(Monotone(10), start=5, pool=100, step=0)
     assert set(SEARCHES.names()) >= {"bisect", "linear", "fixed"}
+
+
+def test_bisect_regrows_gently_after_a_rescued_size():
+    """start 125 doubles to 1000, whose first attempt fails (noise band) but a retry fits; with no
+    failed size pending above, growth resumes by `regrow` (1250), not by doubling (2000)."""
+    o = Noisy(cap=1000, band=60)
+    r = bisect_search(o, start=125, pool=100000, resolution=0.05, regrow=1.25)
+    sizes = {n for n, _ in o.calls}
+    assert 1250 in sizes and 2000 not in sizes
+    assert r.emc == 1000 and 1000 < r.failed <= 1050
