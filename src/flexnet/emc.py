@@ -67,23 +67,33 @@ class SearchResult:
 
 
 class _Memo:
-    def __init__(self, oracle: Oracle, progress: Optional[Progress]):
+    def __init__(self, oracle: Oracle, progress: Optional[Progress], batch: bool = False):
         self.oracle, self.progress = oracle, progress
+        # batch: an oracle with `batch(n, attempts) -> [Attempt]` trains a size's retries together
+        self.batch = bool(batch) and hasattr(oracle, "batch")
         self.done: dict[tuple[int, int], Attempt] = {}
         self.order: list[Attempt] = []
         self.lo, self.hi = 0, None
 
+    def _store(self, res: Attempt) -> None:
+        self.done[(res.n, res.attempt)] = res
+        self.order.append(res)
+        if self.progress:
+            self.progress(res, self.lo, self.hi)
+
     def __call__(self, n: int, a: int) -> Attempt:
         key = (int(n), int(a))
         if key not in self.done:
-            res = self.oracle(*key)
-            self.done[key] = res
-            self.order.append(res)
-            if self.progress:
-                self.progress(res, self.lo, self.hi)
+            self._store(self.oracle(*key))
         return self.done[key]
 
     def any_fits(self, n: int, max_attempts: int, first: int = 0) -> bool:
+        """Does any attempt in [first, max_attempts) fit at n? One at a time, stopping at the first
+        fit; or, in batch mode, all remaining attempts trained together."""
+        todo = [a for a in range(first, max_attempts) if (int(n), a) not in self.done]
+        if self.batch and len(todo) > 1:
+            for res in self.oracle.batch(int(n), todo):
+                self._store(res)
         return any(self(n, a).fitted for a in range(first, max_attempts))
 
 
@@ -100,13 +110,14 @@ def _check_common(start: int, pool: int, max_attempts: int) -> None:
 
 @SEARCHES.register("bisect")
 def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.05, max_attempts: int = 4,
-                  regrow: float = 1.25, progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  regrow: float = 1.25, batch_attempts: bool = False, progress: Optional[Progress] = None,
+                  **_: Any) -> SearchResult:
     """`regrow`: after a retry rescues the bracket's failed size and no failed size is pending above
     it, growth resumes by this factor instead of doubling (the EMC is then known to be close)."""
     _check_common(start, pool, max_attempts)
     require(0 < resolution < 1, "search.resolution", resolution, "must lie in (0, 1), e.g. 0.05")
     require(regrow > 1, "search.regrow", regrow, "must be > 1 (growth factor after a rescued size, e.g. 1.25)")
-    run = _Memo(oracle, progress)
+    run = _Memo(oracle, progress, batch_attempts)
     pending: set[int] = set()  # sizes whose first attempt failed, retries not yet run
 
     def converged(lo: int, hi: int) -> bool:
@@ -153,13 +164,13 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
 
 @SEARCHES.register("linear")
 def linear_search(oracle: Oracle, start: int, pool: int, step: int = 128, max_attempts: int = 4,
-                  progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  batch_attempts: bool = False, progress: Optional[Progress] = None, **_: Any) -> SearchResult:
     _check_common(start, pool, max_attempts)
     require(isinstance(step, int) and step >= 1, "search.step", step, "must be a positive integer")
-    run = _Memo(oracle, progress)
+    run = _Memo(oracle, progress, batch_attempts)
     n = start
     while True:
-        if run.any_fits(n, max_attempts):
+        if run(n, 0).fitted or run.any_fits(n, max_attempts, first=1):
             run.lo = n
             if n >= pool:
                 run.hi = None

@@ -164,30 +164,27 @@ class Oracle:
 
         return cb
 
-    def __call__(self, n: int, attempt: int) -> Attempt:
+    def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
         old = self.journal.get(n, attempt)
-        if old is not None:
-            self.replayed += 1
-            return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+        if old is None:
+            return None
+        self.replayed += 1
+        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+
+    def _prepare(self, n: int, attempt: int):
+        """The attempt's own seed, subset and freshly initialised model."""
         s = self.s
         seed = derive_seed(s.cfg["seed"], n, attempt)
         g = generator(seed)
         idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
-        x, y = s.data.x_train[idx], s.data.y_train[idx]
         with seeded_init(seed):
             model = s.plan.build()
             model, rinfo = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)
         self.reparam_info = rinfo
-        model.to(s.device)
-        best: dict = {}
-        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
-            res = fit_closed_form(model, x, y, s.recipe)
-        else:
-            cb = None
-            if self.curve_path:
-                _drop_curve(self.curve_path, n, attempt)  # a rerun replaces a killed attempt's partial curve
-                cb = self._curve_callback(n, attempt, x, y, best)
-            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+        return seed, s.data.x_train[idx], s.data.y_train[idx], model.to(s.device)
+
+    def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict) -> Attempt:
+        s = self.s
         test_acc = None
         if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
             test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
@@ -197,25 +194,40 @@ class Oracle:
         self.logger.log_attempt(rec)
         return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
 
+    def __call__(self, n: int, attempt: int) -> Attempt:
+        old = self._replay(n, attempt)
+        if old is not None:
+            return old
+        s = self.s
+        seed, x, y, model = self._prepare(n, attempt)
+        best: dict = {}
+        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
+            res = fit_closed_form(model, x, y, s.recipe)
+        else:
+            if self.curve_path:
+                _drop_curve(self.curve_path, n, attempt)
+            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+        return self._record(n, attempt, seed, model, res, best)
 
-def _drop_curve(path: Path, n: int, attempt: int) -> None:
-    """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
-    journal has no record of it, so it is run again and would otherwise be recorded twice)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    keep = []
-    for line in lines:
-        try:
-            r = json.loads(line)
-        except ValueError:  # a line cut short by the kill
-            continue
-        if not (r.get("n") == n and r.get("attempt") == attempt):
-            keep.append(line)
-    if len(keep) != len(lines):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(keep))
-        os.replace(tmp, path)
+    def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
+        """Several attempts at one size trained together as one stacked model (batched.py);
+        falls back to one at a time where the procedure or model cannot be batched."""
+        from .batched import batchable, train_batched
+
+        out = {a: r for a in attempts if (r := self._replay(n, a)) is not None}
+        todo = [a for a in attempts if a not in out]
+        prepared = [self._prepare(n, a) for a in todo]
+        models = [p[3] for p in prepared]
+        if len(todo) < 2 or self.curve_path or any(hasattr(m, "fit_closed_form") for m in models) \
+                or not batchable(models, self.s.recipe):
+            return [out[a] if a in out else self(n, a) for a in attempts]
+        seeds = [p[0] for p in prepared]
+        results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], self.s.recipe,
+                                [generator(sd + 1, self.s.device) for sd in seeds], seeds)
+        for a, (seed, _, _, model), res in zip(todo, prepared, results):
+            out[a] = self._record(n, a, seed, model, res, {})
+        return [out[a] for a in attempts]
 
 
 def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
@@ -271,7 +283,11 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         if curve == "auto":
             curve = search_name == "fixed"
         oracle = Oracle(s, journal, logger, outdir / CURVE_FILE if curve else None)
-        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress, **scfg)
+        batch = scfg.pop("batch_attempts", "auto")
+        if batch == "auto":
+            batch = s.device.type == "cuda"
+        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress,
+                                     batch_attempts=bool(batch), **scfg)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
         result["params"].update(oracle.reparam_info.get("params", {}))
         write_result(outdir, result)
