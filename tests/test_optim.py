@@ -289,6 +289,9 @@ def test_quant8_budget_counts_bits():
     ({}, {"name": "none"}, {"name": "subspace", "d": 5, "projection": "identity"}, "reparam.d"),
     ({}, {"name": "none"}, {"name": "subspace", "d": 5, "projection": "magic"}, "reparam.projection"),
     ({"variant": "huge"}, {"name": "none"}, None, "optimizer.variant"),
+    ({"momentun": 0.9}, {"name": "none"}, None, "optimizer.momentun"),
+    ({}, {"name": "sam", "radius": 0.1}, None, "regularizer.radius"),
+    ({}, {"name": "none"}, {"name": "quant8", "d": 3}, "reparam.d"),
 ])
 def test_bad_values_stop_with_one_clear_line(opt_over, reg, rep, key):
     opt = "shampoo" if "variant" in opt_over else "adam"
@@ -298,4 +301,4 @@ def test_bad_values_stop_with_one_clear_line(opt_over, reg, rep, key):
             apply_reparam(mlp(), rep, torch.Generator())
         proc.make_optimizer(mlp().parameters())
     msg = str(e.value)
-    assert msg.startswith(key + "=") and "\n" not in msg
+    assert (msg.startswith(key + "=") or msg.startswith(key + ": unknown key")) and "\n" not in msg
