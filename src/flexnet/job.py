@@ -23,7 +23,7 @@ from .convergence import evaluate
 from .emc import SEARCHES, Attempt, SearchResult
 from .errors import ConfigError, require
 from .models import plan_model
-from .optim import apply_reparam, build_procedure
+from .optim import apply_reparam, budget_factor, build_procedure
 from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
@@ -99,8 +99,13 @@ def setup(cfg: dict) -> Setup:
     budget = _build_budget(knobs(cfg.get("train") or {}, drop=()))
     recipe = Recipe(procedure=procedure, budget=budget, checks=checks, fit_threshold=float(thr))
     data = load_data(cfg, device)
-    plan = plan_model(knobs(cfg["arch"], drop=()), knobs(cfg["scaling"], drop=()), data.input_shape,
-                      data.num_classes)
+    scaling_cfg = knobs(cfg["scaling"], drop=())
+    factor = budget_factor(knobs(cfg.get("reparam") or {"name": "none"}, drop=()))  # quant8: 4 weights per fp32
+    if factor != 1 and isinstance(scaling_cfg.get("params"), (int, float)):
+        scaling_cfg["params"] = scaling_cfg["params"] * factor
+    plan = plan_model(knobs(cfg["arch"], drop=()), scaling_cfg, data.input_shape, data.num_classes)
+    if factor != 1 and plan.target is not None:
+        plan.target = plan.target / factor  # emc.json's params.target stays the budget asked for
     if plan.note:
         log.warning(plan.note)
     return Setup(cfg, device, data, plan, recipe, tol_spec)
@@ -121,6 +126,7 @@ def calibrate_grad_tol(s: Setup) -> dict:
     idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
     with seeded_init(seed):
         model = s.plan.build()
+        model, _ = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)  # calibrate what is trained
     model.to(s.device)
     rec = copy.deepcopy(s.recipe)
     rec.fit_threshold = 2.0  # never 'fitted': train through the whole budget

@@ -13,6 +13,7 @@ from .base import (OPTIMIZERS, REGULARIZERS, REPARAMS, SCHEDULES, Procedure, Ste
                    build_procedure)
 from . import optimizers, regularizers, reparam  # noqa: F401,E402
 from . import augment  # noqa: F401,E402  (regularizer=augment)
+from .reparam import budget_factor  # noqa: E402
 
 __all__ = ["OPTIMIZERS", "REGULARIZERS", "REPARAMS", "SCHEDULES", "Procedure", "Stepper", "apply_reparam",
-           "build_procedure"]
+           "build_procedure", "budget_factor"]
