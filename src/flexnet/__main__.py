@@ -1,6 +1,7 @@
 """`python -m flexnet [overrides] [-m]`: one EMC measurement per Hydra job."""
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def _job_info() -> dict:
     info = {"num": hc.job.get("num"), "id": hc.job.get("id"), "override_dirname": hc.job.override_dirname}
     if hc.mode is not None and hc.mode.name == "MULTIRUN":
         info["sweep_dir"] = hc.sweep.dir
+        key = f"{Path(str(hc.sweep.dir)).resolve()}#{hc.job.get('num')}"
+    else:
+        key = str(Path(hc.runtime.output_dir).resolve())
+    # stable across restarts and Slurm requeues of the same job (same sweep dir and job number, or
+    # same run dir), so W&B resumes the run instead of starting a duplicate
+    info["run_id"] = hashlib.sha256(key.encode()).hexdigest()[:16]
     return info
 
 

@@ -215,7 +215,7 @@ def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
 
 def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
@@ -229,7 +229,10 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
-    logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir)
+    logger_cfg = knobs(cfg.get("logger") or {"name": "none"}, drop=())
+    if logger_cfg.get("name") == "wandb" and not logger_cfg.get("run_id") and (job_info or {}).get("run_id"):
+        logger_cfg["run_id"] = job_info["run_id"]  # a restarted/requeued job resumes its W&B run
+    logger = make_logger(logger_cfg, cfg, outdir)
     exit_code = 1
     try:
         tol = calibrate_grad_tol(s)
@@ -240,6 +243,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress, **scfg)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
         result["params"].update(oracle.reparam_info.get("params", {}))
+        result.update(started_at=started_at, finished_at=time.time())  # wall clock (s since epoch)
         write_result(outdir, result)
         logger.log_summary(result)
         exit_code = 0
