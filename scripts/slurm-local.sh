@@ -214,9 +214,13 @@ EOF
 }
 
 start_slurm() {
+  if [ "$CONF_CHANGED" = 1 ] && { alive slurmctld slurmctld || alive slurmd slurmd; }; then
+    # some settings (AuthInfo, node lines) are read only at start-up: restart, jobs are kept in $STATE
+    say "slurm.conf changed: restarting slurmctld and slurmd"
+    stop_group slurmd:slurmd slurmctld:slurmctld
+  fi
   if alive slurmctld slurmctld; then
     say "slurmctld already running (pid $(pid_of slurmctld))"
-    if [ "$CONF_CHANGED" = 1 ]; then say "slurm.conf changed: scontrol reconfigure"; scontrol reconfigure || true; fi
   else
     slurmctld
     wait_for 15 ctld_up || { tail -20 "$LOG/slurmctld.log" >&2; die "slurmctld did not come up"; }
