@@ -79,10 +79,17 @@ def _outcome(d: Path) -> dict:
     return {k: r[k] for k in OUTCOME_KEYS}
 
 
-def _sacct_states(job_id: str) -> list[str]:
-    out = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j", job_id],
-                         capture_output=True, text=True).stdout
-    return [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+def _sacct_states(job_id: str, settle_s: float = 60.0) -> list[str]:
+    """States of every run of a job (requeues included), once the last one has ended
+    (the result file is written before Slurm records the end)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        out = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j", job_id],
+                             capture_output=True, text=True).stdout
+        states = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+        if (states and states[-1] not in ("RUNNING", "COMPLETING", "PENDING")) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 def test_three_point_sweep_as_a_job_array(slurm, tmp_path):
