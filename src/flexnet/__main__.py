@@ -1,7 +1,6 @@
 """`python -m flexnet [overrides] [-m]`: one EMC measurement per Hydra job."""
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -23,12 +22,11 @@ def _job_info() -> dict:
     info = {"num": hc.job.get("num"), "id": hc.job.get("id"), "override_dirname": hc.job.override_dirname}
     if hc.mode is not None and hc.mode.name == "MULTIRUN":
         info["sweep_dir"] = hc.sweep.dir
-        key = f"{Path(str(hc.sweep.dir)).resolve()}#{hc.job.get('num')}"
-    else:
-        key = str(Path(hc.runtime.output_dir).resolve())
-    # stable across restarts and Slurm requeues of the same job (same sweep dir and job number, or
-    # same run dir), so W&B resumes the run instead of starting a duplicate
-    info["run_id"] = hashlib.sha256(key.encode()).hexdigest()[:16]
+    # the W&B run id (sweep dir + job number, or the run dir), recorded in emc.json: the same for a
+    # restarted or requeued job, so it resumes its W&B run
+    from .tracking import wandb_run_id
+
+    info["run_id"] = wandb_run_id(Path(hc.runtime.output_dir), info)
     return info
 
 

@@ -12,7 +12,7 @@ Strategies:
     `resolution`. Retries are deferred: a size whose first attempt fails is a
     provisional upper bound, and its retries run only when it ends up as the
     bracket's failed size. If a retry fits, the search continues above it
-    (next pending failed size, else doubling again). The final bracket obeys
+    (next pending failed size, else growing again by `regrow`, 1.25 by default). The final bracket obeys
     the paper's rule: `failed` had all its attempts fail.
   * `linear`: the paper's protocol: grow n by `step` from `start` until a size
     fails all its attempts.
@@ -22,6 +22,7 @@ Every (n, attempt) pair is run at most once (memoised).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -66,23 +67,33 @@ class SearchResult:
 
 
 class _Memo:
-    def __init__(self, oracle: Oracle, progress: Optional[Progress]):
+    def __init__(self, oracle: Oracle, progress: Optional[Progress], batch: bool = False):
         self.oracle, self.progress = oracle, progress
+        # batch: an oracle with `batch(n, attempts) -> [Attempt]` trains a size's retries together
+        self.batch = bool(batch) and hasattr(oracle, "batch")
         self.done: dict[tuple[int, int], Attempt] = {}
         self.order: list[Attempt] = []
         self.lo, self.hi = 0, None
 
+    def _store(self, res: Attempt) -> None:
+        self.done[(res.n, res.attempt)] = res
+        self.order.append(res)
+        if self.progress:
+            self.progress(res, self.lo, self.hi)
+
     def __call__(self, n: int, a: int) -> Attempt:
         key = (int(n), int(a))
         if key not in self.done:
-            res = self.oracle(*key)
-            self.done[key] = res
-            self.order.append(res)
-            if self.progress:
-                self.progress(res, self.lo, self.hi)
+            self._store(self.oracle(*key))
         return self.done[key]
 
     def any_fits(self, n: int, max_attempts: int, first: int = 0) -> bool:
+        """Does any attempt in [first, max_attempts) fit at n? One at a time, stopping at the first
+        fit; or, in batch mode, all remaining attempts trained together."""
+        todo = [a for a in range(first, max_attempts) if (int(n), a) not in self.done]
+        if self.batch and len(todo) > 1:
+            for res in self.oracle.batch(int(n), todo):
+                self._store(res)
         return any(self(n, a).fitted for a in range(first, max_attempts))
 
 
@@ -99,23 +110,27 @@ def _check_common(start: int, pool: int, max_attempts: int) -> None:
 
 @SEARCHES.register("bisect")
 def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.05, max_attempts: int = 4,
-                  progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  regrow: float = 1.25, batch_attempts: bool = False, progress: Optional[Progress] = None,
+                  **_: Any) -> SearchResult:
+    """`regrow`: after a retry rescues the bracket's failed size and no failed size is pending above
+    it, growth resumes by this factor instead of doubling (the EMC is then known to be close)."""
     _check_common(start, pool, max_attempts)
     require(0 < resolution < 1, "search.resolution", resolution, "must lie in (0, 1), e.g. 0.05")
-    run = _Memo(oracle, progress)
+    require(regrow > 1, "search.regrow", regrow, "must be > 1 (growth factor after a rescued size, e.g. 1.25)")
+    run = _Memo(oracle, progress, batch_attempts)
     pending: set[int] = set()  # sizes whose first attempt failed, retries not yet run
 
     def converged(lo: int, hi: int) -> bool:
         return hi - lo <= max(1.0, resolution * hi)
 
-    def double_from(n: int) -> Optional[int]:
-        """Grow n (doubling, capped at the pool) until a first attempt fails; returns it or None."""
+    def double_from(n: int, factor: float = 2.0) -> Optional[int]:
+        """Grow n (by `factor`, capped at the pool) until a first attempt fails; returns it or None."""
         while True:
             if run(n, 0).fitted:
                 run.lo = max(run.lo, n)
                 if n >= pool:
                     return None
-                n = min(2 * n, pool)
+                n = min(max(n + 1, int(math.ceil(n * factor))), pool)
             else:
                 pending.add(n)
                 return n
@@ -136,7 +151,12 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
             break  # confirmed: every attempt at hi failed
         run.lo = hi
         above = sorted(m for m in pending if m > hi)
-        run.hi = above[0] if above else (None if hi >= pool else double_from(min(2 * hi, pool)))
+        if above:
+            run.hi = above[0]
+        else:
+            run.hi = None  # unknown again until doubling finds a failure
+            run.hi = None if hi >= pool else double_from(min(max(hi + 1, int(math.ceil(hi * regrow))), pool),
+                                                         regrow)
     lower_bound = run.hi is None
     return SearchResult(emc=run.lo, fitted=run.lo or None, failed=run.hi, attempts=run.order, search="bisect",
                         lower_bound=lower_bound)
@@ -144,13 +164,13 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
 
 @SEARCHES.register("linear")
 def linear_search(oracle: Oracle, start: int, pool: int, step: int = 128, max_attempts: int = 4,
-                  progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  batch_attempts: bool = False, progress: Optional[Progress] = None, **_: Any) -> SearchResult:
     _check_common(start, pool, max_attempts)
     require(isinstance(step, int) and step >= 1, "search.step", step, "must be a positive integer")
-    run = _Memo(oracle, progress)
+    run = _Memo(oracle, progress, batch_attempts)
     n = start
     while True:
-        if run.any_fits(n, max_attempts):
+        if run(n, 0).fitted or run.any_fits(n, max_attempts, first=1):
             run.lo = n
             if n >= pool:
                 run.hi = None

@@ -23,7 +23,7 @@ from .convergence import evaluate
 from .emc import SEARCHES, Attempt, SearchResult
 from .errors import ConfigError, require
 from .models import plan_model
-from .optim import apply_reparam, build_procedure
+from .optim import apply_reparam, budget_factor, build_procedure
 from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
@@ -99,8 +99,13 @@ def setup(cfg: dict) -> Setup:
     budget = _build_budget(knobs(cfg.get("train") or {}, drop=()))
     recipe = Recipe(procedure=procedure, budget=budget, checks=checks, fit_threshold=float(thr))
     data = load_data(cfg, device)
-    plan = plan_model(knobs(cfg["arch"], drop=()), knobs(cfg["scaling"], drop=()), data.input_shape,
-                      data.num_classes)
+    scaling_cfg = knobs(cfg["scaling"], drop=())
+    factor = budget_factor(knobs(cfg.get("reparam") or {"name": "none"}, drop=()))  # quant8: 4 weights per fp32
+    if factor != 1 and isinstance(scaling_cfg.get("params"), (int, float)):
+        scaling_cfg["params"] = scaling_cfg["params"] * factor
+    plan = plan_model(knobs(cfg["arch"], drop=()), scaling_cfg, data.input_shape, data.num_classes)
+    if factor != 1 and plan.target is not None:
+        plan.target = plan.target / factor  # emc.json's params.target stays the budget asked for
     if plan.note:
         log.warning(plan.note)
     return Setup(cfg, device, data, plan, recipe, tol_spec)
@@ -121,6 +126,7 @@ def calibrate_grad_tol(s: Setup) -> dict:
     idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
     with seeded_init(seed):
         model = s.plan.build()
+        model, _ = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)  # calibrate what is trained
     model.to(s.device)
     rec = copy.deepcopy(s.recipe)
     rec.fit_threshold = 2.0  # never 'fitted': train through the whole budget
@@ -164,27 +170,27 @@ class Oracle:
 
         return cb
 
-    def __call__(self, n: int, attempt: int) -> Attempt:
+    def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
         old = self.journal.get(n, attempt)
-        if old is not None:
-            self.replayed += 1
-            return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+        if old is None:
+            return None
+        self.replayed += 1
+        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+
+    def _prepare(self, n: int, attempt: int):
+        """The attempt's own seed, subset and freshly initialised model."""
         s = self.s
         seed = derive_seed(s.cfg["seed"], n, attempt)
         g = generator(seed)
         idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
-        x, y = s.data.x_train[idx], s.data.y_train[idx]
         with seeded_init(seed):
             model = s.plan.build()
             model, rinfo = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)
         self.reparam_info = rinfo
-        model.to(s.device)
-        best: dict = {}
-        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
-            res = fit_closed_form(model, x, y, s.recipe)
-        else:
-            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
-            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+        return seed, s.data.x_train[idx], s.data.y_train[idx], model.to(s.device)
+
+    def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict) -> Attempt:
+        s = self.s
         test_acc = None
         if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
             test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
@@ -193,6 +199,41 @@ class Oracle:
         self.journal.append(rec)
         self.logger.log_attempt(rec)
         return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
+
+    def __call__(self, n: int, attempt: int) -> Attempt:
+        old = self._replay(n, attempt)
+        if old is not None:
+            return old
+        s = self.s
+        seed, x, y, model = self._prepare(n, attempt)
+        best: dict = {}
+        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
+            res = fit_closed_form(model, x, y, s.recipe)
+        else:
+            if self.curve_path:
+                _drop_curve(self.curve_path, n, attempt)
+            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+        return self._record(n, attempt, seed, model, res, best)
+
+    def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
+        """Several attempts at one size trained together as one stacked model (batched.py);
+        falls back to one at a time where the procedure or model cannot be batched."""
+        from .batched import batchable, train_batched
+
+        out = {a: r for a in attempts if (r := self._replay(n, a)) is not None}
+        todo = [a for a in attempts if a not in out]
+        prepared = [self._prepare(n, a) for a in todo]
+        models = [p[3] for p in prepared]
+        if len(todo) < 2 or self.curve_path or any(hasattr(m, "fit_closed_form") for m in models) \
+                or not batchable(models, self.s.recipe):
+            return [out[a] if a in out else self(n, a) for a in attempts]
+        seeds = [p[0] for p in prepared]
+        results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], self.s.recipe,
+                                [generator(sd + 1, self.s.device) for sd in seeds], seeds)
+        for a, (seed, _, _, model), res in zip(todo, prepared, results):
+            out[a] = self._record(n, a, seed, model, res, {})
+        return [out[a] for a in attempts]
 
 
 def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
@@ -213,13 +254,24 @@ def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
              lo, "-" if hi is None else hi)
 
 
+def set_threads(spec, params: int) -> int:
+    """Intra-op threads per job. auto: one thread for small models (under 1e5 parameters: as fast
+    as two on a CPU, and parallel jobs do not oversubscribe the cores), torch's default otherwise."""
+    if spec in (None, "auto"):
+        n = 1 if params < 100_000 else torch.get_num_threads()
+    else:
+        require(isinstance(spec, int) and spec >= 1, "threads", spec, "must be a positive integer or 'auto'")
+        n = int(spec)
+    torch.set_num_threads(n)
+    return n
+
+
 def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
     t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
     s = setup(cfg)
+    set_threads(cfg.get("threads", "auto"), s.plan.actual)
     scfg = knobs(cfg["search"], drop=())
     search_name = scfg.pop("name")
     strategy = SEARCHES.get(search_name)
@@ -229,10 +281,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
-    logger_cfg = knobs(cfg.get("logger") or {"name": "none"}, drop=())
-    if logger_cfg.get("name") == "wandb" and not logger_cfg.get("run_id") and (job_info or {}).get("run_id"):
-        logger_cfg["run_id"] = job_info["run_id"]  # a restarted/requeued job resumes its W&B run
-    logger = make_logger(logger_cfg, cfg, outdir)
+    logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir, job_info)
     exit_code = 1
     try:
         tol = calibrate_grad_tol(s)
@@ -240,7 +289,11 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         if curve == "auto":
             curve = search_name == "fixed"
         oracle = Oracle(s, journal, logger, outdir / CURVE_FILE if curve else None)
-        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress, **scfg)
+        batch = scfg.pop("batch_attempts", "auto")
+        if batch == "auto":
+            batch = s.device.type == "cuda"
+        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress,
+                                     batch_attempts=bool(batch), **scfg)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
         result["params"].update(oracle.reparam_info.get("params", {}))
         result.update(started_at=started_at, finished_at=time.time())  # wall clock (s since epoch)

@@ -124,8 +124,20 @@ def _none_logger(run_cfg: dict, outdir: Path, **_: Any) -> Logger:
     return Logger()
 
 
+
+# ---------------------------------------------------------------- W&B
+
+# config groups whose option name becomes a run tag ("labeling:random_labels")
+TAG_GROUPS = ("dataset", "labeling", "arch", "scaling", "optimizer", "regularizer", "reparam", "search")
+# config keys that are not part of the experiment (left out of the W&B run config)
+_NOT_RUN_CONFIG = ("hydra", "logger")
+
+
 def wandb_mode(requested: Optional[str] = None) -> str:
-    """online if the user configured W&B (API key in env or netrc), offline otherwise."""
+    """online if the user configured W&B (API key in env or netrc), offline otherwise.
+
+    An explicit mode (online | offline | disabled) wins; then $WANDB_MODE; then the
+    presence of credentials."""
     if requested and requested != "auto":
         return requested
     if os.environ.get("WANDB_MODE"):
@@ -155,44 +167,110 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def sweep_group_name(sweep_dir: Optional[str]) -> Optional[str]:
+    """W&B group of a sweep: the multirun directory's name. Hydra's default layout
+    `multirun/<date>/<time>` gives `<date>_<time>` (a time alone is ambiguous)."""
+    if not sweep_dir:
+        return None
+    p = Path(str(sweep_dir))
+    name = p.name
+    parent = p.parent.name
+    if len(parent) == 10 and parent[4] == "-" and parent[7] == "-" and parent.replace("-", "").isdigit():
+        name = f"{parent}_{name}"
+    return name or None
+
+
+def wandb_run_id(outdir: Path, job_info: Optional[dict] = None) -> str:
+    """Stable run id: from the sweep directory + job number in a multirun (a requeued job
+    resumes the same W&B run), else from the output directory."""
+    ji = job_info or {}
+    if ji.get("sweep_dir") is not None and ji.get("num") is not None:
+        key = f"{Path(str(ji['sweep_dir'])).resolve()}#{ji['num']}"
+    else:
+        key = str(Path(outdir).resolve())
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def config_tags(run_cfg: dict, extra: Optional[list] = None) -> list[str]:
+    tags = []
+    for g in TAG_GROUPS:
+        v = run_cfg.get(g)
+        if isinstance(v, dict) and v.get("name") is not None:
+            tags.append(f"{g}:{v['name']}"[:64])
+    tags += [str(t)[:64] for t in (extra or [])]
+    return list(dict.fromkeys(tags))
+
+
 class WandbLogger(Logger):
+    """One W&B run per Hydra job. Online when configured, else offline (local files, with
+    the `wandb sync` command printed at the end). Never fails or blocks a measurement:
+    an online start that times out falls back to offline, and `finish` gives up uploading
+    after `finish_timeout` seconds (the data stays on disk for `wandb sync`)."""
+
+    ATTEMPT_KEYS = ("n", "attempt", "fitted", "train_acc", "train_loss", "test_acc", "epochs", "steps",
+                    "grad_norm", "min_eig", "max_eig", "seconds", "cost")
+
     def __init__(self, run_cfg: dict, outdir: Path, project: str = "flexnet", entity: Optional[str] = None,
                  mode: str = "auto", group: Optional[str] = None, tags: Optional[list] = None,
-                 run_id: Optional[str] = None, name: Optional[str] = None, **_: Any):
+                 run_id: Optional[str] = None, name: Optional[str] = None, job_info: Optional[dict] = None,
+                 init_timeout: float = 30.0, finish_timeout: float = 60.0, **_: Any):
         import wandb
 
         self.wandb = wandb
         self.mode = wandb_mode(mode)
         self.outdir = Path(outdir)
-        self.run = wandb.init(
-            project=project, entity=entity, mode=self.mode, group=group, tags=list(tags or []),
-            config=flatten(_clean(run_cfg)), dir=str(self.outdir), id=run_id, name=name,
-            resume="allow" if run_id else None, reinit="finish_previous",
-            settings=wandb.Settings(init_timeout=30, silent=True),
-        )
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        ji = job_info or {}
+        self.group = group or sweep_group_name(ji.get("sweep_dir"))
+        if name is None and ji.get("num") is not None:
+            name = f"{self.group or 'job'}-{ji['num']}"
+        cfg = flatten(_clean({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG}))
+        kw = dict(project=project, entity=entity, group=self.group, tags=config_tags(run_cfg, tags),
+                  config=cfg, dir=str(self.outdir), id=run_id or wandb_run_id(outdir, ji), name=name,
+                  resume="allow", reinit="finish_previous", job_type="emc")
+
+        def settings(mode: str):
+            return wandb.Settings(mode=mode, init_timeout=float(init_timeout), finish_timeout=float(finish_timeout),
+                                  silent=True, x_disable_stats=mode != "online")
+
+        try:
+            self.run = wandb.init(settings=settings(self.mode), **kw)
+        except Exception as e:
+            if self.mode != "online":
+                raise
+            log.warning("W&B online start failed (%s); logging offline instead",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
+            self.mode = "offline"
+            self.run = wandb.init(settings=settings("offline"), **kw)
+        self.run.define_metric("fit/index")
         self.run.define_metric("fit/*", step_metric="fit/index")
+        self.run.define_metric("params/actual")
         self.run.define_metric("emc", step_metric="params/actual", summary="last")
+        self.run.define_metric("test_accuracy", step_metric="params/actual", summary="last")
         self._i = 0
 
     def log_attempt(self, rec: dict) -> None:
         self._i += 1
-        keys = ("n", "attempt", "fitted", "train_acc", "train_loss", "epochs", "grad_norm", "min_eig",
-                "max_eig", "seconds")
         data = {f"fit/{k}": (float(rec[k]) if isinstance(rec.get(k), bool) else rec.get(k))
-                for k in keys if rec.get(k) is not None}
+                for k in self.ATTEMPT_KEYS if rec.get(k) is not None}
         data["fit/index"] = self._i
-        self.run.log(data)
+        self.run.log(_clean(data))
 
     def log_summary(self, result: dict) -> None:
         flat = {k: v for k, v in flatten(_clean({k: v for k, v in result.items() if k != "config"})).items()
                 if v is not None and not isinstance(v, (list, dict))}
-        self.run.log({"emc": result.get("emc"), "params/actual": result["params"]["actual"]})
+        point = {"emc": result.get("emc"), "params/actual": result["params"]["actual"],
+                 "params/target": result["params"]["target"]}
+        if result.get("test_accuracy") is not None:
+            point["test_accuracy"] = result["test_accuracy"]
+        self.run.log(_clean(point))
         self.run.summary.update(flat)
 
     def finish(self, exit_code: int = 0) -> None:
+        run_dir = Path(self.run.dir).parent
         self.run.finish(exit_code=exit_code)
         if self.mode == "offline":
-            log.info("W&B offline run saved; upload with: wandb sync %s", Path(self.run.dir).parent)
+            print(f"W&B offline run saved; upload with: wandb sync {run_dir}", flush=True)
 
 
 @LOGGERS.register("wandb")
@@ -204,7 +282,30 @@ def _wandb_logger(run_cfg: dict, outdir: Path, **kw: Any) -> Logger:
         return Logger()
 
 
-def make_logger(logger_cfg: dict, run_cfg: dict, outdir: Path) -> Logger:
+class _SafeLogger(Logger):
+    """Wraps a logger so that an error inside it (e.g. W&B) is logged, never raised."""
+
+    def __init__(self, inner: Logger):
+        self.inner = inner
+
+    def _call(self, what: str, *a: Any) -> None:
+        try:
+            getattr(self.inner, what)(*a)
+        except Exception as e:  # results never depend on the logger
+            log.warning("logger %s: %s failed: %s", type(self.inner).__name__, what, e)
+
+    def log_attempt(self, rec: dict) -> None:
+        self._call("log_attempt", rec)
+
+    def log_summary(self, result: dict) -> None:
+        self._call("log_summary", result)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self._call("finish", exit_code)
+
+
+def make_logger(logger_cfg: dict, run_cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> Logger:
     cfg = dict(logger_cfg)
     name = cfg.pop("name")
-    return LOGGERS.get(name)(run_cfg, outdir, **cfg)
+    inner = LOGGERS.get(name)(run_cfg, outdir, job_info=job_info, **cfg)
+    return inner if type(inner) is Logger else _SafeLogger(inner)

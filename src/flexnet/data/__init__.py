@@ -12,6 +12,6 @@ from __future__ import annotations
 from .base import DATASETS, LABELINGS, DataBundle, GENERIC_DATASET_KEYS, apply_labeling, load_dataset
 
 # importing the option modules fills the registries
-from . import embedded, labelings  # noqa: F401,E402
+from . import embedded, labelings, transforms, vision, imagefolder, tabular  # noqa: F401,E402
 
 __all__ = ["DATASETS", "LABELINGS", "DataBundle", "GENERIC_DATASET_KEYS", "apply_labeling", "load_dataset"]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -55,44 +57,87 @@ Labeling = Callable[..., DataBundle]
 DATASETS: Registry[DatasetLoader] = Registry("dataset")
 LABELINGS: Registry[Labeling] = Registry("labeling")
 
-# Knobs every dataset config may carry; load_dataset handles them, loaders never see them.
-GENERIC_DATASET_KEYS: tuple[str, ...] = ("name", "max_pool_size", "seed")
+# Knobs every dataset config may carry; load_dataset handles them. A loader only sees one of
+# them when its signature names it (e.g. `imagenet` takes `resolution` to pick its prepared file).
+GENERIC_DATASET_KEYS: tuple[str, ...] = ("name", "max_pool_size", "max_test_size", "seed")
 
-# Generic transforms registered by name: fn(bundle, value, generator) -> bundle, applied in
-# registration order when the dataset config holds the key with a non-null value.
+# Generic transforms registered by name: fn(bundle, value, generator) -> bundle, applied when the
+# dataset config holds the key with a non-null value. Stage "labels" transforms (class subsets,
+# merging) run before the pool cap, stage "inputs" transforms (resizing) after it, so a capped
+# pool is resized only for the samples it keeps. Within a stage: registration order.
 DATASET_TRANSFORMS: dict[str, Callable[[DataBundle, Any, torch.Generator], DataBundle]] = {}
+TRANSFORM_STAGE: dict[str, str] = {}
 
 
-def dataset_transform(key: str):
+def dataset_transform(key: str, stage: str = "labels"):
     """Register a generic dataset knob (e.g. resolution, num_classes) by its config key."""
+    if stage not in ("labels", "inputs"):
+        raise ValueError(f"dataset transform stage must be 'labels' or 'inputs', not {stage!r}")
 
     def deco(fn):
         if key in DATASET_TRANSFORMS:
             raise KeyError(f"dataset transform {key!r} registered twice")
         DATASET_TRANSFORMS[key] = fn
+        TRANSFORM_STAGE[key] = stage
         return fn
 
     return deco
 
 
+def key_seed(seed: int, key: str) -> int:
+    """A seed for one generic knob, stable across processes (str hash() is salted per process)."""
+    return derive_seed(seed, zlib.crc32(key.encode()) & 0xFFFFFFFF)
+
+
+def _cap(x: torch.Tensor, y: torch.Tensor, cap, key: str, seed: int, salt: int):
+    require(isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1, f"dataset.{key}", cap,
+            "must be a positive integer or null")
+    if x.shape[0] <= cap:
+        return x, y
+    idx = torch.randperm(x.shape[0], generator=generator(derive_seed(seed, salt)))[:cap]
+    return x[idx], y[idx]
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """Images stored as uint8 (0..255) -> float32 in [0, 1]; float inputs -> float32."""
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255.0)
+    return x.to(torch.float32) if x.dtype != torch.float32 else x
+
+
 def load_dataset(cfg: dict) -> DataBundle:
-    """Load the dataset named by cfg['name'] with its own knobs, then apply the generic knobs."""
+    """Load the dataset named by cfg['name'] with its own knobs, then apply the generic knobs.
+
+    Order: loader -> label-stage transforms (classes, num_classes, binary) -> pool/test caps ->
+    input-stage transforms (resolution) -> float32. Loaders may return uint8 images (possibly
+    memory-mapped): only the rows that survive the subset and the caps are ever read.
+    """
     cfg = dict(cfg)
     name = cfg.get("name")
     loader = DATASETS.get(name)
     seed = int(cfg.get("seed", 0) or 0)
-    own = {k: v for k, v in cfg.items() if k not in GENERIC_DATASET_KEYS and k not in DATASET_TRANSFORMS}
+    generic = set(GENERIC_DATASET_KEYS) | set(DATASET_TRANSFORMS)
+    accepted = set(inspect.signature(loader).parameters)
+    own = {k: v for k, v in cfg.items() if k not in generic or (k in accepted and k != "name")}
+    unknown = sorted(k for k in own if k not in accepted)
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(loader).parameters.values()):
+        allowed = sorted((accepted | generic) - {"name"})
+        raise ConfigError(f"dataset.{unknown[0]}: unknown knob for dataset={name!r}; allowed: {', '.join(allowed)}")
     bundle = loader(**own)
-    for key, fn in DATASET_TRANSFORMS.items():
-        if cfg.get(key) is not None:
-            bundle = fn(bundle, cfg[key], generator(derive_seed(seed, hash(key) & 0xFFFF)))
-    cap = cfg.get("max_pool_size")
-    if cap is not None:
-        require(int(cap) >= 1, "dataset.max_pool_size", cap, "must be a positive integer or null")
-        if bundle.pool_size > int(cap):
-            g = generator(derive_seed(seed, 7919))
-            idx = torch.randperm(bundle.pool_size, generator=g)[: int(cap)]
-            bundle = bundle.replace(x_train=bundle.x_train[idx], y_train=bundle.y_train[idx])
+    for stage in ("labels", "inputs"):
+        if stage == "inputs":
+            x, y = bundle.x_train, bundle.y_train
+            if cfg.get("max_pool_size") is not None:
+                x, y = _cap(x, y, cfg["max_pool_size"], "max_pool_size", seed, 7919)
+            xt, yt = bundle.x_test, bundle.y_test
+            if cfg.get("max_test_size") is not None:
+                xt, yt = _cap(xt, yt, cfg["max_test_size"], "max_test_size", seed, 7927)
+            bundle = bundle.replace(x_train=x, y_train=y, x_test=xt, y_test=yt)
+        for key, fn in DATASET_TRANSFORMS.items():
+            if TRANSFORM_STAGE[key] == stage and cfg.get(key) is not None:
+                bundle = fn(bundle, cfg[key], generator(key_seed(seed, key)))
+    bundle = bundle.replace(x_train=to_float(bundle.x_train), x_test=to_float(bundle.x_test),
+                            y_train=bundle.y_train.to(torch.int64), y_test=bundle.y_test.to(torch.int64))
     if bundle.pool_size == 0:
         raise ConfigError(f"dataset={name!r}: the training pool is empty")
     return bundle

@@ -85,12 +85,16 @@ def digits(test_fraction: float = 0.2, split_seed: int = 0) -> DataBundle:
 
 
 @DATASETS.register("gaussian")
-def gaussian(num_samples: int = 10000, num_test: int = 2000, dim: int = 32, classes: int = 10,
+def gaussian(num_samples: int = 10000, num_test: int = 2000, dim: int = 32, num_centers: int = 10,
              separation: float = 1.0, data_seed: int = 0) -> DataBundle:
-    """Synthetic Gaussian classes: one mean per class ~ N(0, separation^2 I), unit-variance noise."""
+    """Synthetic Gaussian classes: one mean per class ~ N(0, separation^2 I), unit-variance noise.
+
+    `num_centers` is the number of generated classes (the generic `classes` knob selects a subset).
+    """
+    classes = num_centers
     require(int(num_samples) >= 1, "dataset.num_samples", num_samples, "must be a positive integer")
     require(int(dim) >= 1, "dataset.dim", dim, "must be a positive integer")
-    require(int(classes) >= 2, "dataset.classes", classes, "must be an integer >= 2")
+    require(int(classes) >= 2, "dataset.num_centers", classes, "must be an integer >= 2")
     g = torch.Generator().manual_seed(int(data_seed))
     means = torch.randn(int(classes), int(dim), generator=g) * float(separation)
 

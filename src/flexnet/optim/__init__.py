@@ -12,6 +12,8 @@ from __future__ import annotations
 from .base import (OPTIMIZERS, REGULARIZERS, REPARAMS, SCHEDULES, Procedure, Stepper, apply_reparam,
                    build_procedure)
 from . import optimizers, regularizers, reparam  # noqa: F401,E402
+from . import augment  # noqa: F401,E402  (regularizer=augment)
+from .reparam import budget_factor  # noqa: E402
 
 __all__ = ["OPTIMIZERS", "REGULARIZERS", "REPARAMS", "SCHEDULES", "Procedure", "Stepper", "apply_reparam",
-           "build_procedure"]
+           "build_procedure", "budget_factor"]

@@ -1,6 +1,7 @@
 """Procedure, Stepper, schedules and the optimizer/regularizer/reparam registries."""
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -100,6 +101,17 @@ class Procedure:
             hook(model)
 
 
+def check_knobs(fn: Callable, group: str, name: str, kw: dict, skip: int) -> None:
+    """Unknown keys in an option's config: one ConfigError line naming them and what is allowed."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    allowed = [p.name for p in params]
+    unknown = sorted(set(kw) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{group}.{unknown[0]}: unknown key for {group}={name!r}; allowed: {', '.join(allowed)}")
+
+
 def build_procedure(opt_cfg: dict, reg_cfg: dict) -> Procedure:
     opt_cfg, reg_cfg = dict(opt_cfg), dict(reg_cfg)
     name = opt_cfg.pop("name")
@@ -115,13 +127,16 @@ def build_procedure(opt_cfg: dict, reg_cfg: dict) -> Procedure:
         raise ConfigError(f"optimizer.schedule={schedule!r}: allowed: {', '.join(SCHEDULES)}")
     warm = float(opt_cfg.pop("warmup_fraction", 0.0))
     require(0.0 <= warm < 1.0, "optimizer.warmup_fraction", warm, "must lie in [0, 1)")
+    check_knobs(OPTIMIZERS.get(name), "optimizer", name, {"lr": lr, "weight_decay": 0.0, **opt_cfg}, skip=1)
     proc = Procedure(optimizer=name, lr=float(lr), batch_size=bs, schedule=schedule, warmup_fraction=warm,
                      optimizer_knobs=opt_cfg)
     reg = reg_cfg.pop("name")
+    check_knobs(REGULARIZERS.get(reg), "regularizer", reg, reg_cfg, skip=1)
     return REGULARIZERS.get(reg)(proc, **reg_cfg)
 
 
 def apply_reparam(model: nn.Module, cfg: dict, g: torch.Generator) -> tuple[nn.Module, dict]:
     cfg = dict(cfg)
     name = cfg.pop("name")
+    check_knobs(REPARAMS.get(name), "reparam", name, cfg, skip=2)
     return REPARAMS.get(name)(model, g, **cfg)

@@ -1,0 +1,936 @@
+"""`python -m flexnet.report DIR [DIR...] [--by KEY ...] [--wandb]`: tables and figures from sweeps.
+
+Reads every `emc.json` under the given directories (any launcher, any mix of jobs) and
+writes into `<first DIR>/report/` (or `--out`):
+
+* `emc.csv` / `emc.md`: one row per job (the swept keys, parameters, EMC, bracket, fits,
+  unverified attempts, accuracies, bits per parameter for random labels), and per group a
+  power law EMC = a * params^b (least squares on log-log, bootstrap 95% interval for b);
+* `emc_vs_params.png` (log-log, diagonal EMC = #params, Zhang et al.'s Theorem-1 line
+  n = (p - d) / 2, one series per group, mean and standard error over seeds);
+* `log_emc.png` (mean log10 EMC over model sizes per group, standard error over trials);
+* `generalization.png` + `generalization.csv` (Pearson r) when semantic and random labels
+  are both present;
+* `double_descent.png` for `search=fixed` jobs (test error against parameter count at n);
+* `learning_curves.png`, `time_to_fit.png`, `corruption_test_error.png` from `curve.jsonl`
+  of `search=fixed` jobs (Zhang et al. Fig. 1a-c).
+
+Unfinished jobs (a job directory with `fits.jsonl` or `.hydra` but no `emc.json`) and
+unreadable `emc.json` files are listed, never fatal. Groups: one per value of the `--by`
+keys (default: every config key that varies across jobs, except `scaling.params` and seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from .tracking import RESULT_FILE, FITS_FILE, flatten, sweep_group_name
+
+CURVE_FILE = "curve.jsonl"
+REPORT_DIR = "report"
+# config keys that never define a result or a group
+IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve")
+# never default grouping keys: the x axis and the trials
+NOT_GROUP_KEYS = ("scaling.params", "seed")
+RANDOM_LABELINGS = ("random_labels",)
+FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
+           "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
+
+
+# ---------------------------------------------------------------- collecting
+
+@dataclass
+class Job:
+    path: Path                 # the job directory
+    result: dict
+    config: dict               # flattened result config, ignored keys dropped
+    group: str = ""
+    curve: Optional[list] = None
+
+    @property
+    def emc(self) -> int:
+        return int(self.result.get("emc") or 0)
+
+    @property
+    def params(self) -> float:
+        p = self.result.get("params") or {}
+        return float(p.get("actual") or p.get("target") or float("nan"))
+
+    @property
+    def target(self) -> float:
+        p = self.result.get("params") or {}
+        return float(p.get("target") if p.get("target") is not None else self.params)
+
+    @property
+    def search(self) -> str:
+        return str(self.result.get("search") or self.config.get("search.name") or "")
+
+    @property
+    def labeling(self) -> Optional[str]:
+        return self.config.get("labeling.name")
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        c = self.result.get("num_classes") or self.config.get("dataset.num_classes")
+        return int(c) if c else None
+
+    @property
+    def input_dim(self) -> Optional[int]:
+        shape = self.result.get("input_shape")
+        return int(np.prod(shape)) if shape else None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config.get("search.fit_threshold", 1.0) or 1.0)
+
+    def bits_per_param(self) -> Optional[float]:
+        if (self.labeling not in RANDOM_LABELINGS or self.search == "fixed" or not self.num_classes
+                or not self.params > 0):
+            return None
+        return self.emc * math.log2(self.num_classes) / self.params
+
+
+@dataclass
+class Collection:
+    jobs: list[Job] = field(default_factory=list)
+    unfinished: list[Path] = field(default_factory=list)
+    broken: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _flat_config(cfg: dict) -> dict:
+    flat = flatten(cfg or {})
+    out = {}
+    for k, v in flat.items():
+        if k.split(".")[0] in IGNORED_PREFIXES:
+            continue
+        out[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    return out
+
+
+def _skip(p: Path, root: Path) -> bool:
+    parts = p.relative_to(root).parts[:-1]
+    return any(x == REPORT_DIR or x == "wandb" or x.startswith(".") for x in parts)
+
+
+def collect(dirs: Iterable[Path]) -> Collection:
+    col = Collection()
+    seen: set[Path] = set()
+    finished: set[Path] = set()
+    candidates: set[Path] = set()
+    for d in dirs:
+        d = Path(d)
+        if not d.exists():
+            col.broken.append((d, "no such directory"))
+            continue
+        for p in sorted(d.rglob(RESULT_FILE)):
+            if _skip(p, d) or p.resolve() in seen:
+                continue
+            seen.add(p.resolve())
+            finished.add(p.parent.resolve())
+            try:
+                res = json.loads(p.read_text())
+                if not isinstance(res, dict) or "emc" not in res or "params" not in res:
+                    raise ValueError("missing 'emc' or 'params'")
+            except (ValueError, OSError) as e:
+                col.broken.append((p, str(e).splitlines()[0] if str(e) else type(e).__name__))
+                continue
+            col.jobs.append(Job(p.parent, res, _flat_config(res.get("config") or {})))
+        for marker in (FITS_FILE, ".hydra", CURVE_FILE):
+            for m in d.rglob(marker):
+                if not _skip(m, d):
+                    candidates.add(m.parent.resolve())
+    broken_dirs = {p.parent.resolve() for p, _ in col.broken}
+    col.unfinished = sorted(c for c in candidates if c not in finished and c not in broken_dirs)
+    return col
+
+
+def read_curve(path: Path) -> list[dict]:
+    out = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "step" in rec:
+            out.append(rec)
+    return out
+
+
+# ---------------------------------------------------------------- grouping and statistics
+
+def varying_keys(jobs: list[Job]) -> list[str]:
+    """Config keys whose value differs across jobs, without keys that just copy the seed."""
+    keys = sorted({k for j in jobs for k in j.config})
+    out = []
+    for k in keys:
+        vals = {json.dumps(j.config.get(k), sort_keys=True, default=str) for j in jobs}
+        if len(vals) < 2:
+            continue
+        if k != "seed" and k.endswith("seed") and all(j.config.get(k) == j.config.get("seed") for j in jobs):
+            continue  # e.g. dataset.seed: ${seed}
+        out.append(k)
+    return out
+
+
+def _short(k: str) -> str:
+    return k[:-5] if k.endswith(".name") else k
+
+
+def group_label(job: Job, by: list[str]) -> str:
+    if not by:
+        return "all"
+    parts = [f"{_short(k)}={_fmt(job.config.get(k))}" for k in by if job.config.get(k) is not None]
+    return ", ".join(parts) or "all"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    if a.size == 1:
+        return float(a[0]), float("nan")
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(a.size))
+
+
+@dataclass
+class PowerLaw:
+    a: float
+    b: float
+    b_lo: float
+    b_hi: float
+    points: int
+
+
+def fit_power_law(params: list[float], emc: list[float], n_boot: int = 2000, seed: int = 0) -> Optional[PowerLaw]:
+    """EMC = a * params^b by least squares on log-log; percentile bootstrap (over jobs) for b."""
+    x = np.asarray(params, dtype=float)
+    y = np.asarray(emc, dtype=float)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    if lx.size < 2 or np.unique(lx).size < 2:
+        return None
+    b, loga = np.polyfit(lx, ly, 1)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, lx.size, lx.size)
+        if np.unique(lx[i]).size < 2:
+            continue
+        boots.append(np.polyfit(lx[i], ly[i], 1)[0])
+    lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (float("nan"), float("nan")))
+    return PowerLaw(float(math.exp(loga)), float(b), float(lo), float(hi), int(lx.size))
+
+
+def corruption_level(job: Job) -> Optional[float]:
+    """Label-corruption level for Zhang et al.'s Fig. 1b/c: semantic 0, random labels 1, corrupt p."""
+    name = job.labeling
+    if name == "semantic":
+        return 0.0
+    if name in RANDOM_LABELINGS:
+        return 1.0
+    if name == "corrupt":
+        p = job.config.get("labeling.p")
+        return float(p) if p is not None else None
+    return None
+
+
+def time_to_fit(curve: list[dict], threshold: float) -> Optional[int]:
+    """Optimizer steps until the clean training accuracy first reaches the fit threshold."""
+    for rec in sorted(curve, key=lambda r: r.get("step", 0)):
+        acc = rec.get("train_acc")
+        if acc is not None and acc >= threshold - 1e-12:
+            return int(rec["step"])
+    return None
+
+
+# ---------------------------------------------------------------- the report
+
+@dataclass
+class Report:
+    out: Path
+    collection: Collection
+    by: list[str]
+    swept: list[str]
+    rows: list[dict]
+    groups: "OrderedDict[str, dict]"
+    generalization: dict
+    figures: list[Path]
+    notes: list[str]
+
+
+ROW_FIELDS = ["params_target", "params_actual", "emc", "bracket_fitted", "bracket_failed", "lower_bound",
+              "fits", "unverified", "train_accuracy", "test_accuracy", "best_test_accuracy", "bits_per_param",
+              "search", "seconds", "cost_sample_epochs"]
+
+
+def _row(job: Job, swept: list[str], root: Path) -> dict:
+    r = job.result
+    br = r.get("bracket") or {}
+    try:
+        rel = str(job.path.relative_to(root))
+    except ValueError:
+        rel = str(job.path)
+    row = {"job": rel, "group": job.group}
+    for k in swept:
+        row[k] = job.config.get(k)
+    row.update({
+        "params_target": (r.get("params") or {}).get("target"),
+        "params_actual": (r.get("params") or {}).get("actual"),
+        "emc": r.get("emc"),
+        "bracket_fitted": br.get("fitted"),
+        "bracket_failed": br.get("failed"),
+        "lower_bound": r.get("lower_bound"),
+        "fits": r.get("fits"),
+        "unverified": r.get("unverified"),
+        "train_accuracy": r.get("train_accuracy"),
+        "test_accuracy": r.get("test_accuracy"),
+        "best_test_accuracy": r.get("best_test_accuracy"),
+        "bits_per_param": job.bits_per_param(),
+        "search": job.search,
+        "seconds": r.get("seconds"),
+        "cost_sample_epochs": r.get("cost_sample_epochs"),
+    })
+    return row
+
+
+def _by_size(jobs: list[Job]) -> list[dict]:
+    """Per parameter-count target: mean/SE of EMC (and accuracies) over seeds."""
+    sizes: dict[float, list[Job]] = defaultdict(list)
+    for j in jobs:
+        sizes[j.target].append(j)
+    out = []
+    for t in sorted(sizes):
+        js = sizes[t]
+        emc_m, emc_se = mean_se([j.emc for j in js])
+        te = [1.0 - j.result["test_accuracy"] for j in js if j.result.get("test_accuracy") is not None]
+        tr = [1.0 - j.result["train_accuracy"] for j in js if j.result.get("train_accuracy") is not None]
+        te_m, te_se = mean_se(te)
+        tr_m, tr_se = mean_se(tr)
+        out.append({"target": t, "params": float(np.mean([j.params for j in js])), "emc": emc_m, "emc_se": emc_se,
+                    "test_error": te_m, "test_error_se": te_se, "train_error": tr_m, "train_error_se": tr_se,
+                    "jobs": len(js)})
+    return out
+
+
+def _log_emc(jobs: list[Job]) -> tuple[float, float, int]:
+    """Mean over model sizes of log10 EMC, per trial (seed); mean and SE over trials."""
+    trials: dict[Any, list[float]] = defaultdict(list)
+    for j in jobs:
+        if j.emc > 0:
+            trials[j.seed].append(math.log10(j.emc))
+    m, se = mean_se([float(np.mean(v)) for v in trials.values()])
+    return m, se, len(trials)
+
+
+def _generalization(jobs: list[Job], by: list[str]) -> dict:
+    """Pairs (semantic, random labels) with every other config key equal: percent increase of EMC
+    from random to semantic labels against the semantic job's generalisation gap."""
+    def pair_key(j: Job) -> str:
+        return json.dumps({k: v for k, v in j.config.items() if not k.startswith("labeling.")},
+                          sort_keys=True, default=str)
+
+    sem = {pair_key(j): j for j in jobs if j.labeling == "semantic"}
+    rnd = {pair_key(j): j for j in jobs if j.labeling in RANDOM_LABELINGS}
+    if not sem or not rnd:
+        return {}
+    other_by = [k for k in by if not k.startswith("labeling.")]
+    points = []
+    for key in sorted(set(sem) & set(rnd)):
+        s, r = sem[key], rnd[key]
+        if r.emc <= 0 or s.result.get("test_accuracy") is None:
+            continue
+        train = s.result.get("train_accuracy")
+        train = s.threshold if train is None else train
+        points.append({"semantic_job": str(s.path), "random_job": str(r.path), "group": group_label(s, other_by),
+                       "params": s.params, "seed": s.seed, "emc_semantic": s.emc, "emc_random": r.emc,
+                       "emc_increase_pct": 100.0 * (s.emc - r.emc) / r.emc,
+                       "generalization_gap": float(train) - float(s.result["test_accuracy"])})
+    r_val = p_val = float("nan")
+    if len(points) >= 3:
+        from scipy.stats import pearsonr
+
+        x = [p["generalization_gap"] for p in points]
+        y = [p["emc_increase_pct"] for p in points]
+        if np.std(x) > 0 and np.std(y) > 0:
+            res = pearsonr(x, y)
+            r_val, p_val = float(res[0]), float(res[1])
+    return {"points": points, "r": r_val, "p": p_val}
+
+
+def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional[Path] = None,
+                 n_boot: int = 2000) -> Report:
+    dirs = [Path(d) for d in dirs]
+    root = dirs[0]
+    out = Path(out) if out else root / REPORT_DIR
+    col = collect(dirs)
+    jobs = col.jobs
+    swept = varying_keys(jobs)
+    if by is None:
+        by = [k for k in swept if k not in NOT_GROUP_KEYS]
+    for j in jobs:
+        j.group = group_label(j, by)
+        cp = j.path / CURVE_FILE
+        if cp.exists():
+            j.curve = read_curve(cp)
+    jobs.sort(key=lambda j: (j.group, j.target, str(j.seed), str(j.path)))
+    rows = [_row(j, swept, root) for j in jobs]
+    groups: "OrderedDict[str, dict]" = OrderedDict()
+    for j in jobs:
+        groups.setdefault(j.group, {"jobs": []})["jobs"].append(j)
+    notes: list[str] = []
+    for name, g in groups.items():
+        js = g["jobs"]
+        emc_jobs = [j for j in js if j.search != "fixed"]
+        g["sizes"] = _by_size(js)
+        g["emc_jobs"] = emc_jobs
+        g["power_law"] = fit_power_law([j.params for j in emc_jobs], [j.emc for j in emc_jobs], n_boot) \
+            if emc_jobs else None
+        g["log_emc"] = _log_emc(emc_jobs) if emc_jobs else (float("nan"), float("nan"), 0)
+        bpp = [j.bits_per_param() for j in emc_jobs if j.bits_per_param() is not None]
+        g["bits_per_param"] = mean_se(bpp) if bpp else None
+        g["unverified"] = sum(int(j.result.get("unverified") or 0) for j in js)
+        g["lower_bounds"] = sum(1 for j in emc_jobs if j.result.get("lower_bound"))
+        if g["lower_bounds"]:
+            notes.append(f"{name}: {g['lower_bounds']} job(s) fitted the whole pool (EMC is a lower bound there)")
+    gen = _generalization([j for j in jobs if j.search != "fixed"], by)
+    rep = Report(out, col, by, swept, rows, groups, gen, [], notes)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(rep)
+    rep.figures = draw_figures(rep)
+    write_markdown(rep)
+    return rep
+
+
+# ---------------------------------------------------------------- tables
+
+def _num(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return ""
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _raw(v: Any) -> str:
+    """Full precision for the CSV files (empty for missing / non-finite)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+
+
+def write_tables(rep: Report) -> None:
+    fields = ["job", "group", *rep.swept, *ROW_FIELDS]
+    with open(rep.out / "emc.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rep.rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    with open(rep.out / "groups.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["group", "jobs", "sizes", "mean_log10_emc", "mean_log10_emc_se", "trials", "power_law_a",
+                    "power_law_b", "power_law_b_lo95", "power_law_b_hi95", "bits_per_param", "bits_per_param_se",
+                    "unverified"])
+        for name, g in rep.groups.items():
+            pl = g["power_law"]
+            bpp = g["bits_per_param"] or (None, None)
+            lm, lse, nt = g["log_emc"]
+            w.writerow([name, len(g["jobs"]), len(g["sizes"]), _raw(lm), _raw(lse), nt,
+                        *([_raw(pl.a), _raw(pl.b), _raw(pl.b_lo), _raw(pl.b_hi)] if pl else [""] * 4),
+                        _raw(bpp[0]), _raw(bpp[1]), g["unverified"]])
+    if rep.generalization.get("points"):
+        pts = rep.generalization["points"]
+        with open(rep.out / "generalization.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(pts[0]))
+            w.writeheader()
+            w.writerows(pts)
+    summary = {
+        "jobs": len(rep.rows), "by": rep.by, "swept": rep.swept,
+        "unfinished": [str(p) for p in rep.collection.unfinished],
+        "broken": [{"path": str(p), "error": e} for p, e in rep.collection.broken],
+        "groups": {name: {"jobs": len(g["jobs"]),
+                          "power_law": (vars(g["power_law"]) if g["power_law"] else None),
+                          "mean_log10_emc": g["log_emc"][0], "mean_log10_emc_se": g["log_emc"][1],
+                          "bits_per_param": g["bits_per_param"][0] if g["bits_per_param"] else None,
+                          "sizes": g["sizes"]}
+                   for name, g in rep.groups.items()},
+        "generalization": {k: v for k, v in rep.generalization.items() if k != "points"},
+    }
+    (rep.out / "report.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return str(v)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_markdown(rep: Report) -> None:
+    col = rep.collection
+    parts = [f"# EMC report\n\n{len(rep.rows)} finished job(s)"
+             + (f", grouped by {', '.join(rep.by)}" if rep.by else "") + "."]
+    if rep.groups:
+        hdr = ["group", "jobs", "mean log10 EMC (SE)", "EMC = a·params^b", "b 95% CI", "bits/param", "unverified"]
+        rows = []
+        for name, g in rep.groups.items():
+            pl = g["power_law"]
+            lm, lse, _ = g["log_emc"]
+            bpp = g["bits_per_param"]
+            rows.append([name, len(g["jobs"]),
+                         f"{lm:.3f} ({lse:.3f})" if math.isfinite(lm) and math.isfinite(lse)
+                         else (f"{lm:.3f}" if math.isfinite(lm) else ""),
+                         f"{pl.a:.3g}·p^{pl.b:.3f}" if pl else "",
+                         f"[{pl.b_lo:.3f}, {pl.b_hi:.3f}]" if pl else "",
+                         f"{bpp[0]:.3g}" if bpp else "", g["unverified"]])
+        parts.append("## Groups\n\n" + _md_table(hdr, rows))
+        cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
+                "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
+        parts.append("## Jobs\n\n" + _md_table(cols, [[_num(r.get(c)) for c in cols] for r in rep.rows]))
+    gen = rep.generalization
+    if gen.get("points"):
+        r = gen["r"]
+        parts.append(f"## Generalization\n\nPearson r = {r:.3f} (p = {gen['p']:.3g}) between the percent "
+                     f"increase of EMC from random to semantic labels and the generalization gap, over "
+                     f"{len(gen['points'])} pair(s)." if math.isfinite(r) else
+                     f"## Generalization\n\n{len(gen['points'])} pair(s): too few (or constant) for a correlation.")
+    if rep.figures:
+        parts.append("## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in rep.figures))
+    if col.unfinished:
+        parts.append("## Unfinished jobs (no emc.json)\n\n" + "\n".join(f"- `{p}`" for p in col.unfinished))
+    if col.broken:
+        parts.append("## Unreadable results\n\n" + "\n".join(f"- `{p}`: {e}" for p, e in col.broken))
+    if rep.notes:
+        parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in rep.notes))
+    (rep.out / "emc.md").write_text("\n\n".join(parts) + "\n")
+
+
+# ---------------------------------------------------------------- figures
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(names: Iterable[str]) -> dict:
+    plt = _plt()
+    cyc = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {n: cyc[i % len(cyc)] for i, n in enumerate(names)}
+
+
+def _save(fig, path: Path, figures: list[Path]) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    figures.append(path)
+
+
+def draw_figures(rep: Report) -> list[Path]:
+    figs: list[Path] = []
+    colors = _colors(rep.groups)
+    emc_groups = {n: g for n, g in rep.groups.items() if g["emc_jobs"]}
+    if emc_groups:
+        _fig_emc_vs_params(rep, emc_groups, colors, figs)
+        _fig_log_emc(rep, emc_groups, colors, figs)
+    if rep.generalization.get("points"):
+        _fig_generalization(rep, figs)
+    fixed = {n: g for n, g in rep.groups.items() if any(j.search == "fixed" for j in g["jobs"])}
+    if fixed:
+        _fig_double_descent(rep, fixed, colors, figs)
+        curve_jobs = [j for g in fixed.values() for j in g["jobs"] if j.search == "fixed" and j.curve]
+        if curve_jobs:
+            _fig_learning_curves(rep, curve_jobs, colors, figs)
+            _fig_corruption(rep, [j for g in fixed.values() for j in g["jobs"] if j.search == "fixed"], figs)
+    return figs
+
+
+def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    xs_all, ys_all = [], []
+    for name, g in groups.items():
+        sizes = _by_size(g["emc_jobs"])
+        pts = [s for s in sizes if s["emc"] > 0]
+        if not pts:
+            continue
+        x = np.array([s["params"] for s in pts])
+        y = np.array([s["emc"] for s in pts])
+        err = np.array([0.0 if not math.isfinite(s["emc_se"]) else s["emc_se"] for s in pts])
+        pl = g["power_law"]
+        label = name + (f"  (b={pl.b:.2f} [{pl.b_lo:.2f}, {pl.b_hi:.2f}])" if pl else "")
+        ax.errorbar(x, y, yerr=err, fmt="o-", color=colors[name], capsize=3, label=label, ms=4)
+        if pl:
+            xx = np.geomspace(x.min(), x.max(), 50)
+            ax.plot(xx, pl.a * xx ** pl.b, "--", color=colors[name], lw=1, alpha=0.7)
+        xs_all += list(x)
+        ys_all += list(y)
+    if xs_all:
+        lo = min(min(xs_all), min(ys_all)) / 1.5
+        hi = max(xs_all) * 1.5
+        xx = np.geomspace(lo, hi, 100)
+        ax.plot(xx, xx, ":", color="black", lw=1, label="EMC = #params")
+        dims = sorted({j.input_dim for g in groups.values() for j in g["emc_jobs"] if j.input_dim})
+        for d in dims:
+            xt = xx[xx > d * 1.05]
+            if xt.size:
+                ax.plot(xt, (xt - d) / 2, "-.", color="gray", lw=1,
+                        label=f"2-layer ReLU construction, n = (p - d)/2, d = {d}")
+        ax.set_ylim(min(ys_all) / 2, max(max(ys_all), max(xs_all)) * 1.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("EMC (largest n fitted)")
+    ax.set_title("EMC against parameter count (mean ± SE over seeds)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.2)
+    _save(fig, rep.out / "emc_vs_params.png", figs)
+
+
+def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
+    plt = _plt()
+    names = [n for n, g in groups.items() if math.isfinite(g["log_emc"][0])]
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 4.5))
+    means = [groups[n]["log_emc"][0] for n in names]
+    ses = [groups[n]["log_emc"][1] if math.isfinite(groups[n]["log_emc"][1]) else 0.0 for n in names]
+    ax.bar(range(len(names)), means, yerr=ses, capsize=4, color=[colors[n] for n in names])
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean log10 EMC over model sizes")
+    ax.set_title("Mean log EMC per group (SE over trials)")
+    _save(fig, rep.out / "log_emc.png", figs)
+
+
+def _fig_generalization(rep: Report, figs: list[Path]) -> None:
+    plt = _plt()
+    gen = rep.generalization
+    pts = gen["points"]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    names = list(dict.fromkeys(p["group"] for p in pts))
+    cols = _colors(names)
+    for n in names:
+        sel = [p for p in pts if p["group"] == n]
+        ax.scatter([p["generalization_gap"] for p in sel], [p["emc_increase_pct"] for p in sel],
+                   color=cols[n], label=n, s=25)
+    x = np.array([p["generalization_gap"] for p in pts])
+    y = np.array([p["emc_increase_pct"] for p in pts])
+    title = "EMC increase (random → semantic labels) vs generalization gap"
+    if math.isfinite(gen["r"]):
+        b, a = np.polyfit(x, y, 1)
+        xx = np.linspace(x.min(), x.max(), 10)
+        ax.plot(xx, a + b * xx, "--", color="black", lw=1)
+        title += f"\nPearson r = {gen['r']:.3f} (p = {gen['p']:.2g}, {len(pts)} pairs)"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("generalization gap (train − test accuracy, semantic labels)")
+    ax.set_ylabel("EMC increase from random to semantic labels (%)")
+    if len(names) > 1:
+        ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.2)
+    _save(fig, rep.out / "generalization.png", figs)
+
+
+def _fig_double_descent(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ns = sorted({j.config.get("search.n") for g in groups.values() for j in g["jobs"] if j.search == "fixed"},
+                key=str)
+    for name, g in groups.items():
+        sizes = _by_size([j for j in g["jobs"] if j.search == "fixed"])
+        pts = [s for s in sizes if math.isfinite(s["test_error"])]
+        if not pts:
+            continue
+        x = [s["params"] for s in pts]
+        ax.errorbar(x, [s["test_error"] for s in pts],
+                    yerr=[0.0 if not math.isfinite(s["test_error_se"]) else s["test_error_se"] for s in pts],
+                    fmt="o-", color=colors[name], capsize=3, ms=4, label=f"{name} test")
+        tr = [s for s in pts if math.isfinite(s["train_error"])]
+        if tr:
+            ax.plot([s["params"] for s in tr], [s["train_error"] for s in tr], "x:", color=colors[name],
+                    label=f"{name} train")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("error")
+    ax.set_title("Test error against parameter count at fixed n = " + ", ".join(str(n) for n in ns))
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.2)
+    _save(fig, rep.out / "double_descent.png", figs)
+
+
+def _curve_pick(jobs: list[Job]) -> list[Job]:
+    """Learning curves: per group, the jobs at the group's largest parameter count (all seeds)."""
+    by_group: dict[str, list[Job]] = defaultdict(list)
+    for j in jobs:
+        by_group[j.group].append(j)
+    out = []
+    for js in by_group.values():
+        top = max(j.target for j in js)
+        out += [j for j in js if j.target == top]
+    return out
+
+
+def _first_attempt(curve: list[dict]) -> list[dict]:
+    if not curve:
+        return []
+    key = (curve[0].get("n"), curve[0].get("attempt"))
+    return [r for r in curve if (r.get("n"), r.get("attempt")) == key]
+
+
+def _fig_learning_curves(rep: Report, jobs: list[Job], colors: dict, figs: list[Path]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labelled = set()
+    for j in _curve_pick(jobs):
+        c = [r for r in _first_attempt(j.curve) if r.get("train_loss") is not None]
+        if not c:
+            continue
+        label = f"{j.group} ({j.params:.0f} params)"
+        ax.plot([r["step"] for r in c], [r["train_loss"] for r in c], color=colors[j.group], lw=1.2,
+                label=None if label in labelled else label)
+        labelled.add(label)
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel("training loss")
+    ax.set_title("Learning curves (cf. Zhang et al. 2017, Fig. 1a)")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.2)
+    _save(fig, rep.out / "learning_curves.png", figs)
+
+
+def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
+    """Fig. 1b (time to fit) and 1c (test error) against label-corruption level."""
+    jobs = [j for j in jobs if corruption_level(j) is not None]
+    if len({corruption_level(j) for j in jobs}) < 2:
+        return
+    other = [k for k in rep.by if not k.startswith("labeling.")]
+    series: dict[str, list[Job]] = defaultdict(list)
+    for j in jobs:
+        series[f"{group_label(j, other)}, {j.target:g} params" if other else f"{j.target:g} params"].append(j)
+    names = sorted(series, key=lambda s: (s.split(",")[:-1], min(j.target for j in series[s])))
+    cols = _colors(names)
+    plt = _plt()
+
+    def per_level(js: list[Job], value) -> tuple[list, list, list]:
+        lv: dict[float, list[float]] = defaultdict(list)
+        for j in js:
+            v = value(j)
+            if v is not None:
+                lv[corruption_level(j)].append(v)
+        xs = sorted(lv)
+        ms = [mean_se(lv[x]) for x in xs]
+        return xs, [m for m, _ in ms], [0.0 if not math.isfinite(s) else s for _, s in ms]
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    missing = 0
+    for n in names:
+        js = [j for j in series[n] if j.curve]
+        missing += sum(1 for j in js if time_to_fit(_first_attempt(j.curve), j.threshold) is None)
+        xs, ms, ses = per_level(js, lambda j: time_to_fit(_first_attempt(j.curve), j.threshold))
+        if xs:
+            ax.errorbar(xs, ms, yerr=ses, fmt="o-", color=cols[n], capsize=3, ms=4, label=n)
+    ax.set_xlabel("label corruption (0: true labels, 1: random labels)")
+    ax.set_ylabel("optimizer steps to fit (train acc ≥ threshold)")
+    ax.set_title("Time to fit (cf. Zhang et al. 2017, Fig. 1b)"
+                 + (f"\n{missing} run(s) never reached the threshold (left out)" if missing else ""), fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.2)
+    _save(fig, rep.out / "time_to_fit.png", figs)
+    if missing:
+        rep.notes.append(f"time_to_fit.png: {missing} run(s) never reached the fit threshold and are left out")
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    best_drawn = False
+    for n in names:
+        xs, ms, ses = per_level(series[n], lambda j: None if j.result.get("test_accuracy") is None
+                                else 1.0 - j.result["test_accuracy"])
+        if xs:
+            ax.errorbar(xs, ms, yerr=ses, fmt="o-", color=cols[n], capsize=3, ms=4, label=n)
+        xs, ms, _ = per_level(series[n], lambda j: None if j.result.get("best_test_accuracy") is None
+                              else 1.0 - j.result["best_test_accuracy"])
+        if xs:
+            best_drawn = True
+            ax.plot(xs, ms, "x:", color=cols[n])
+    if best_drawn:
+        ax.plot([], [], "x:", color="gray", label="dotted: best along training")
+    ax.set_xlabel("label corruption (0: true labels, 1: random labels)")
+    ax.set_ylabel("test error")
+    ax.set_title("Test error against label corruption (cf. Zhang et al. 2017, Fig. 1c)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.2)
+    _save(fig, rep.out / "corruption_test_error.png", figs)
+
+
+# ---------------------------------------------------------------- W&B upload
+
+def report_group(rep: Report, dirs: list[Path]) -> str:
+    """The sweep's W&B group: logger.group of the jobs if they agree, else the sweep directory's name."""
+    jobs = rep.collection.jobs
+    cfg_groups = {(j.result.get("config") or {}).get("logger", {}).get("group") for j in jobs}
+    if len(cfg_groups) == 1 and None not in cfg_groups:
+        return str(cfg_groups.pop())
+    sweep = {sweep_group_name((j.result.get("job") or {}).get("sweep_dir")) for j in jobs}
+    sweep.discard(None)
+    if len(sweep) == 1:
+        return sweep.pop()
+    return sweep_group_name(str(Path(dirs[0]).resolve())) or "flexnet"
+
+
+def upload_wandb(rep: Report, dirs: list[Path], project: Optional[str] = None, entity: Optional[str] = None,
+                 group: Optional[str] = None, mode: str = "auto", init_timeout: float = 30.0,
+                 finish_timeout: float = 60.0) -> Optional[Path]:
+    """Log the aggregated EMC-curve table, line plots and figures to a `report` run in the sweep's group.
+    Returns the local run directory, or None if W&B could not be used (never raises)."""
+    from .tracking import wandb_mode
+
+    try:
+        import wandb
+    except ImportError:
+        print("flexnet.report: wandb is not installed; skipping upload", file=sys.stderr)
+        return None
+    lcfg = next(((j.result.get("config") or {}).get("logger") or {} for j in rep.collection.jobs
+                 if ((j.result.get("config") or {}).get("logger") or {}).get("name") == "wandb"), {})
+    project = project or lcfg.get("project") or "flexnet"
+    entity = entity or lcfg.get("entity")
+    group = group or report_group(rep, dirs)
+    m = wandb_mode(mode if mode != "auto" else lcfg.get("mode", "auto"))
+    kw = dict(project=project, entity=entity, group=group, job_type="report", name=f"report-{group}",
+              dir=str(rep.out), config={"by": rep.by, "dirs": [str(d) for d in dirs]}, reinit="finish_previous")
+
+    def settings(mode: str):
+        return wandb.Settings(mode=mode, init_timeout=float(init_timeout), finish_timeout=float(finish_timeout),
+                              silent=True, x_disable_stats=True)
+
+    try:
+        try:
+            run = wandb.init(settings=settings(m), **kw)
+        except Exception:
+            if m != "online":
+                raise
+            m = "offline"
+            run = wandb.init(settings=settings(m), **kw)
+        rows = [[r.get(k) for k in ("group", "params_target", "params_actual", "emc", "test_accuracy", "seed")]
+                for r in rep.rows]
+        jobs_table = wandb.Table(columns=["group", "params_target", "params_actual", "emc", "test_accuracy", "seed"],
+                                 data=rows)
+        curve_rows = [[name, s["params"], s["emc"], s["emc_se"] if math.isfinite(s["emc_se"]) else None,
+                       s["test_error"] if math.isfinite(s["test_error"]) else None]
+                      for name, g in rep.groups.items() for s in g["sizes"]]
+        curve = wandb.Table(columns=["group", "params", "emc_mean", "emc_se", "test_error"], data=curve_rows)
+        log = {"emc_jobs": jobs_table, "emc_curve": curve,
+               "emc_vs_params_line": wandb.plot.line(curve, "params", "emc_mean", stroke="group",
+                                                     title="EMC against parameter count")}
+        if any(math.isfinite(s["test_error"]) for g in rep.groups.values() for s in g["sizes"]):
+            log["test_error_line"] = wandb.plot.line(curve, "params", "test_error", stroke="group",
+                                                     title="Test error against parameter count")
+        for p in rep.figures:
+            log[f"figures/{p.stem}"] = wandb.Image(str(p))
+        run.log(log)
+        for name, g in rep.groups.items():
+            pl = g["power_law"]
+            if pl:
+                run.summary[f"power_law/{name}/b"] = pl.b
+                run.summary[f"power_law/{name}/a"] = pl.a
+        if math.isfinite(rep.generalization.get("r", float("nan"))):
+            run.summary["generalization/pearson_r"] = rep.generalization["r"]
+        run_dir = Path(run.dir).parent
+        run.finish()
+        if m == "offline":
+            print(f"W&B offline report run saved; upload with: wandb sync {run_dir}")
+        return run_dir
+    except Exception as e:  # the report's files are written already; W&B is optional
+        print(f"flexnet.report: W&B upload skipped: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return None
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flexnet.report",
+                                 description="Aggregate flexnet sweep directories into tables and figures.")
+    ap.add_argument("dirs", nargs="+", type=Path, help="sweep directories (searched recursively for emc.json)")
+    ap.add_argument("--by", nargs="+", action="extend", default=None, metavar="KEY",
+                    help="config keys that define the series (e.g. labeling.name); default: every key that varies "
+                         "across jobs except scaling.params and seeds. Short form 'labeling' = 'labeling.name'.")
+    ap.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the power-law interval")
+    ap.add_argument("--wandb", action="store_true", help="also upload the EMC-curve table and plots to W&B")
+    ap.add_argument("--wandb-project", default=None)
+    ap.add_argument("--wandb-entity", default=None)
+    ap.add_argument("--wandb-group", default=None, help="default: the jobs' logger.group, else the sweep dir name")
+    ap.add_argument("--wandb-mode", default="auto", choices=["auto", "online", "offline", "disabled"])
+    args = ap.parse_args(argv)
+    col_preview = collect(args.dirs)
+    if not col_preview.jobs:
+        print("flexnet.report: no readable emc.json under " + ", ".join(map(str, args.dirs)), file=sys.stderr)
+        for p in col_preview.unfinished:
+            print(f"  unfinished: {p}", file=sys.stderr)
+        for p, e in col_preview.broken:
+            print(f"  unreadable: {p}: {e}", file=sys.stderr)
+        return 1
+    by = None
+    if args.by is not None:
+        keys = {k for j in col_preview.jobs for k in j.config}
+        by = []
+        for k in args.by:
+            if k not in keys and f"{k}.name" in keys:
+                k = f"{k}.name"
+            if k not in keys:
+                print(f"flexnet.report: --by {k}: no such config key in the jobs; e.g. "
+                      + ", ".join(sorted(varying_keys(col_preview.jobs)) or sorted(keys)[:8]), file=sys.stderr)
+                return 2
+            by.append(k)
+    rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap)
+    print(f"{len(rep.rows)} job(s), {len(rep.groups)} group(s) -> {rep.out}")
+    for p in [rep.out / "emc.csv", rep.out / "emc.md", *rep.figures]:
+        print(f"  {p}")
+    gen = rep.generalization
+    if gen.get("points") and math.isfinite(gen["r"]):
+        print(f"  Pearson r (EMC increase vs generalization gap) = {gen['r']:.3f} over {len(gen['points'])} pairs")
+    for p in rep.collection.unfinished:
+        print(f"  unfinished (no emc.json): {p}")
+    for p, e in rep.collection.broken:
+        print(f"  unreadable: {p}: {e}")
+    if args.wandb:
+        upload_wandb(rep, args.dirs, args.wandb_project, args.wandb_entity, args.wandb_group, args.wandb_mode)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""flexnet.report on sweep trees of synthetic emc.json / curve.jsonl files in the real layout."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+
+from flexnet import report as R
+
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+SRC = str(Path(R.__file__).resolve().parents[1])
+
+
+def _config(labeling: str, params: float, seed: int, search: str = "bisect", **lab) -> dict:
+    return {
+        "dataset": {"name": "mnist1d", "num_samples": 4000, "seed": seed},
+        "labeling": {"name": labeling, "seed": seed, **lab},
+        "arch": {"name": "mlp", "depth": 1, "width": 64, "activation": "relu"},
+        "scaling": {"name": "width", "params": params},
+        "optimizer": {"name": "sgd", "lr": 0.1, "batch_size": 128},
+        "search": {"name": search, "start": 64, "fit_threshold": 1.0, **({"n": 400} if search == "fixed" else {})},
+        "seed": seed, "device": "auto", "threads": 1, "curve": "auto",
+        "logger": {"name": "none"},
+    }
+
+
+def _result(cfg: dict, emc: int, actual: int, test_acc: float, train_acc: float = 1.0, **kw) -> dict:
+    return {"emc": emc, "bracket": {"fitted": emc, "failed": emc + 8}, "lower_bound": False,
+            "params": {"target": cfg["scaling"]["params"], "actual": actual}, "fits": 9,
+            "cost_sample_epochs": 1.0e5, "seconds": 3.0, "unverified": 1, "unverified_attempts": [],
+            "test_accuracy": test_acc, "train_accuracy": train_acc, "best_test_accuracy": test_acc + 0.01,
+            "search": cfg["search"]["name"], "device": "cpu", "pool_size": 3600, "num_classes": 10,
+            "input_shape": [40], "arch": "mlp", "job": {"num": kw.pop("num", 0), "sweep_dir": kw.pop("sweep", "")},
+            "config": cfg, **kw}
+
+
+# EMC = A * p^B exactly (semantic) and with a different constant (random labels)
+SIZES = {500: 520, 1000: 979, 2000: 1999}
+B_TRUE = {"semantic": 0.8, "random_labels": 1.0}
+A_TRUE = {"semantic": 2.0, "random_labels": 0.2}
+
+
+def _emc(labeling: str, actual: int, seed: int) -> int:
+    return int(round(A_TRUE[labeling] * actual ** B_TRUE[labeling] * (1.0 + 0.05 * seed)))
+
+
+def _test_acc(labeling: str, actual: int, seed: int) -> float:
+    if labeling == "random_labels":
+        return 0.1
+    return round(0.2 + 0.03 * math.log(actual) + 0.013 * seed + 0.007 * (actual % 7), 4)
+
+
+@pytest.fixture()
+def sweep(tmp_path) -> Path:
+    """multirun/<date>/<time>/<num>/ with 12 finished jobs, a broken and an unfinished one."""
+    root = tmp_path / "multirun" / "2026-01-02" / "10-00-00"
+    num = 0
+    for labeling in ("semantic", "random_labels"):
+        for target, actual in SIZES.items():
+            for seed in (0, 1):
+                cfg = _config(labeling, target, seed)
+                d = root / str(num)
+                d.mkdir(parents=True)
+                (d / ".hydra").mkdir()
+                (d / "fits.jsonl").write_text('{"n": 64, "attempt": 0, "status": "fitted"}\n')
+                res = _result(cfg, _emc(labeling, actual, seed), actual, _test_acc(labeling, actual, seed),
+                              num=num, sweep=str(root))
+                (d / "emc.json").write_text(json.dumps(res))
+                num += 1
+    broken = root / str(num)
+    broken.mkdir()
+    (broken / "emc.json").write_text('{"emc": 12, "params": {')  # cut mid-write
+    missing = root / str(num + 1)
+    (missing / ".hydra").mkdir(parents=True)
+    (missing / "fits.jsonl").write_text('{"n": 64, "attempt": 0, "status": "failed"}\n')
+    return root
+
+
+def _curve(n: int, steps_per_epoch: int, epochs: int, fit_epoch) -> list[dict]:
+    out = []
+    for e in range(1, epochs + 1):
+        acc = 1.0 if fit_epoch is not None and e >= fit_epoch else min(0.99, 0.1 + 0.02 * e)
+        out.append({"n": n, "attempt": 0, "epoch": e, "step": e * steps_per_epoch,
+                    "train_loss": 2.3 / e, "online_acc": acc, "lr": 0.1, "train_acc": acc, "test_acc": 0.3})
+    return out
+
+
+@pytest.fixture()
+def fixed_sweep(tmp_path) -> Path:
+    """search=fixed jobs with curve.jsonl over corruption levels and two parameter counts."""
+    root = tmp_path / "fixed"
+    num = 0
+    levels = [("semantic", None), ("corrupt", 0.2), ("corrupt", 0.5), ("random_labels", None)]
+    for target in (1000, 4000):
+        for lab, p in levels:
+            for seed in (0, 1):
+                cfg = _config(lab, target, seed, search="fixed", **({"p": p} if p is not None else {}))
+                d = root / str(num)
+                d.mkdir(parents=True)
+                level = {"semantic": 0.0, "random_labels": 1.0}.get(lab, p)
+                fit_epoch = 5 + int(20 * level) + seed if target == 4000 else (None if level > 0.4 else 30)
+                curve = _curve(400, 4, 40, fit_epoch)
+                (d / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve) + '{"cut')
+                te = 0.3 + 0.6 * level + 0.01 * seed
+                res = _result(cfg, 400 if fit_epoch else 0, target, 1 - te, train_acc=1.0 if fit_epoch else 0.9,
+                              num=num, sweep=str(root))
+                (d / "emc.json").write_text(json.dumps(res))
+                num += 1
+    return root
+
+
+def _read_csv(p: Path) -> list[dict]:
+    with open(p) as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_png(p: Path) -> None:
+    import matplotlib.image as mpimg
+
+    assert p.exists(), p
+    assert p.read_bytes()[:8] == PNG_SIG
+    img = mpimg.imread(p)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert float(np.std(img)) > 0.01  # not a blank canvas
+
+
+def test_csv_numbers_groups_and_listing(sweep):
+    rep = R.build_report([sweep], n_boot=300)
+    out = sweep / "report"
+    assert rep.out == out
+    rows = _read_csv(out / "emc.csv")
+    assert len(rows) == 12
+    assert rep.by == ["labeling.name"]
+    assert set(rep.swept) == {"labeling.name", "scaling.params", "seed"}  # dataset/labeling seed copies dropped
+    for r in rows:
+        lab, seed, actual = r["labeling.name"], int(r["seed"]), int(r["params_actual"])
+        assert SIZES[int(float(r["params_target"]))] == actual
+        assert int(r["emc"]) == _emc(lab, actual, seed)
+        assert int(r["bracket_failed"]) == int(r["emc"]) + 8
+        assert float(r["test_accuracy"]) == pytest.approx(_test_acc(lab, actual, seed))
+        if lab == "random_labels":
+            assert float(r["bits_per_param"]) == pytest.approx(_emc(lab, actual, seed) * math.log2(10) / actual)
+        else:
+            assert r["bits_per_param"] == ""
+        assert r["group"] == f"labeling={lab}"
+
+    groups = {g["group"]: g for g in _read_csv(out / "groups.csv")}
+    assert set(groups) == {"labeling=semantic", "labeling=random_labels"}
+    for lab in ("semantic", "random_labels"):
+        g = groups[f"labeling={lab}"]
+        # independent least squares on log-log over the same 6 jobs
+        x = np.log([a for a in SIZES.values() for _ in (0, 1)])
+        y = np.log([_emc(lab, a, s) for a in SIZES.values() for s in (0, 1)])
+        b_ref = np.polyfit(x, y, 1)[0]
+        assert float(g["power_law_b"]) == pytest.approx(b_ref, rel=1e-6)
+        assert abs(b_ref - B_TRUE[lab]) < 0.05
+        assert float(g["power_law_b_lo95"]) <= b_ref <= float(g["power_law_b_hi95"])
+        trials = [np.mean([math.log10(_emc(lab, a, s)) for a in SIZES.values()]) for s in (0, 1)]
+        assert float(g["mean_log10_emc"]) == pytest.approx(np.mean(trials))
+        assert float(g["mean_log10_emc_se"]) == pytest.approx(np.std(trials, ddof=1) / math.sqrt(2))
+    assert float(groups["labeling=random_labels"]["bits_per_param"]) == pytest.approx(np.mean(
+        [_emc("random_labels", a, s) * math.log2(10) / a for a in SIZES.values() for s in (0, 1)]))
+
+    md = (out / "emc.md").read_text()
+    assert "| labeling=semantic |" in md and "Unfinished jobs" in md and "Unreadable results" in md
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["unfinished"] == [str((sweep / "13").resolve())]
+    assert [Path(b["path"]).parent.name for b in summary["broken"]] == ["12"]
+
+
+def test_generalization_correlation_matches_scipy(sweep):
+    rep = R.build_report([sweep], n_boot=100)
+    gx, gy = [], []
+    for actual in SIZES.values():
+        for seed in (0, 1):
+            sem, rnd = _emc("semantic", actual, seed), _emc("random_labels", actual, seed)
+            gy.append(100.0 * (sem - rnd) / rnd)
+            gx.append(1.0 - _test_acc("semantic", actual, seed))
+    ref = pearsonr(gx, gy)
+    assert rep.generalization["r"] == pytest.approx(float(ref[0]), abs=1e-12)
+    pts = _read_csv(sweep / "report" / "generalization.csv")
+    assert len(pts) == 6
+    assert sorted(float(p["emc_increase_pct"]) for p in pts) == pytest.approx(sorted(gy))
+    assert f"Pearson r = {ref[0]:.3f}" in (sweep / "report" / "emc.md").read_text()
+
+
+def test_every_figure_is_a_valid_png(sweep, fixed_sweep, tmp_path):
+    out = tmp_path / "both"
+    rep = R.build_report([sweep, fixed_sweep], out=out, n_boot=100)
+    names = sorted(p.name for p in rep.figures)
+    assert names == sorted(R.FIGURES)
+    for p in rep.figures:
+        _assert_png(p)
+    # the PNGs are linked from the markdown report
+    md = (out / "emc.md").read_text()
+    for n in R.FIGURES:
+        assert f"]({n})" in md
+
+
+def test_fixed_sweep_learning_curve_numbers(fixed_sweep):
+    rep = R.build_report([fixed_sweep], n_boot=50)
+    assert {p.name for p in rep.figures} == {"double_descent.png", "learning_curves.png", "time_to_fit.png",
+                                             "corruption_test_error.png"}
+    jobs = rep.collection.jobs
+    assert all(j.curve and len(j.curve) == 40 for j in jobs)  # the cut last line is dropped
+    j = next(j for j in jobs if j.target == 4000 and j.labeling == "corrupt" and j.config["labeling.p"] == 0.5
+             and j.seed == 1)
+    assert R.corruption_level(j) == 0.5
+    assert R.time_to_fit(j.curve, 1.0) == (5 + 10 + 1) * 4
+    assert R.time_to_fit(_curve(400, 4, 40, None), 1.0) is None
+    # double descent per-size mean over seeds: test error
+    g = rep.groups["labeling=semantic"]
+    s = next(s for s in g["sizes"] if s["target"] == 1000)
+    assert s["test_error"] == pytest.approx(np.mean([0.3, 0.31]))
+    assert s["test_error_se"] == pytest.approx(np.std([0.3, 0.31], ddof=1) / math.sqrt(2))
+    assert all(g["power_law"] is None for g in rep.groups.values())  # no EMC search in a fixed sweep
+    assert any("never reached" in n for n in rep.notes)
+
+
+def test_power_law_exact_and_degenerate():
+    p = [100, 200, 400, 800]
+    pl = R.fit_power_law(p, [3 * x ** 0.7 for x in p], n_boot=200)
+    assert pl.b == pytest.approx(0.7) and pl.a == pytest.approx(3.0)
+    assert pl.b_lo == pytest.approx(0.7) and pl.b_hi == pytest.approx(0.7)
+    assert R.fit_power_law([100, 100], [5, 6]) is None
+    assert R.fit_power_law([100, 200], [0, 0]) is None
+
+
+def test_cli_by_key_and_errors(sweep, tmp_path):
+    env = dict(os.environ, PYTHONPATH=SRC)
+    out = tmp_path / "r"
+    cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--by", "labeling", "seed",
+                         "--out", str(out), "--bootstrap", "50"], capture_output=True, text=True, env=env)
+    assert cp.returncode == 0, cp.stderr
+    assert "unfinished" in cp.stdout and "unreadable" in cp.stdout
+    groups = {g["group"] for g in _read_csv(out / "groups.csv")}
+    assert groups == {f"labeling={l}, seed={s}" for l in ("semantic", "random_labels") for s in (0, 1)}
+    cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--by", "nope"],
+                        capture_output=True, text=True, env=env)
+    assert cp.returncode == 2 and "--by nope" in cp.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(empty)], capture_output=True, text=True, env=env)
+    assert cp.returncode == 1 and "no readable emc.json" in cp.stderr
+
+
+def test_wandb_upload_offline(sweep, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from test_wandb import finished_records
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    rep = R.build_report([sweep], n_boot=50)
+    run_dir = R.upload_wandb(rep, [sweep])
+    assert run_dir is not None and run_dir.name.startswith("offline-run-")
+    recs = finished_records(next(run_dir.glob("run-*.wandb")))
+    run = next(r.run for r in recs if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "2026-01-02_10-00-00" and run.job_type == "report"
+    keys = {"/".join(it.nested_key) or it.key for r in recs if r.WhichOneof("record_type") == "history"
+            for it in r.history.item}
+    for prefix in ("emc_curve/", "emc_jobs/", "emc_vs_params_line_table/", "figures/emc_vs_params/"):
+        assert any(k.startswith(prefix) for k in keys), (prefix, sorted(keys))
+
+
+@pytest.mark.slow
+def test_cli_sweep_then_report(tmp_path):
+    """A real (tiny) Hydra sweep over labelings, then the report on it."""
+    env = dict(os.environ, PYTHONPATH=SRC, FLEXNET_CACHE=str(tmp_path / "cache"))
+    sweep = tmp_path / "sweep"
+    cp = subprocess.run([sys.executable, "-m", "flexnet", "-m", "labeling=semantic,random_labels",
+                         "scaling.params=500,1500", "train.epochs=5", "train.min_steps=20", "search.start=16",
+                         "dataset.num_samples=400", "convergence.hessian=false", "threads=1",
+                         f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=600)
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--bootstrap", "50"],
+                        capture_output=True, text=True, env=env)
+    assert cp.returncode == 0, cp.stderr
+    rows = _read_csv(sweep / "report" / "emc.csv")
+    assert len(rows) == 4
+    for r in rows:
+        res = json.loads((sweep / r["job"] / "emc.json").read_text())
+        assert int(r["emc"]) == res["emc"] and int(r["params_actual"]) == res["params"]["actual"]
+    for name in ("emc_vs_params.png", "log_emc.png", "generalization.png"):
+        _assert_png(sweep / "report" / name)

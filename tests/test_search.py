@@ -1,0 +1,126 @@
+"""The search strategies on fake oracles: brackets, attempt counts, the paper's retry rule."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from flexnet.emc import Attempt, SEARCHES, bisect_search, fixed_search, linear_search
+from flexnet.errors import ConfigError
+
+
+class Monotone:
+    """Fits exactly the sizes n <= cap, on every attempt."""
+
+    def __init__(self, cap: int):
+        self.cap, self.calls = cap, []
+
+    def __call__(self, n: int, a: int) -> Attempt:
+        self.calls.append((n, a))
+        return Attempt(n, a, n <= self.cap, cost=float(n * 10), status="fitted" if n <= self.cap else "failed")
+
+
+class Noisy:
+    """Sizes <= cap fit; the first attempt at sizes in (cap - band, cap] fails (a bad draw),
+    and every attempt above cap fails. Retries recover the band."""
+
+    def __init__(self, cap: int, band: int):
+        self.cap, self.band, self.calls = cap, band, []
+
+    def __call__(self, n: int, a: int) -> Attempt:
+        self.calls.append((n, a))
+        ok = n <= self.cap and not (a == 0 and n > self.cap - self.band)
+        return Attempt(n, a, ok, cost=float(n), status="fitted" if ok else "failed")
+
+
+@pytest.mark.parametrize("cap", [1, 100, 127, 128, 500, 1000, 3000, 9999])
+def test_bisect_monotone_bracket_and_counts(cap):
+    o = Monotone(cap)
+    r = bisect_search(o, start=128, pool=10000, resolution=0.05)
+    # the true cap lies in the bracket, which is as narrow as the resolution
+    assert r.fitted == r.emc and r.emc <= cap < r.failed
+    assert (r.failed - r.fitted) <= max(1, 0.05 * r.failed)
+    # the failed size had all 4 attempts; every other size only its first
+    assert sorted(a for n, a in o.calls if n == r.failed) == [0, 1, 2, 3]
+    assert all(a == 0 for n, a in o.calls if n != r.failed)
+    assert len(o.calls) == len(set(o.calls))  # nothing run twice
+    assert r.fits == len(o.calls)
+    assert r.cost == sum(n * 10 for n, _ in o.calls)
+
+
+def test_bisect_noisy_retries_continue_above():
+    o = Noisy(cap=1000, band=60)
+    r = bisect_search(o, start=128, pool=100000, resolution=0.05)
+    # the rule: final failed size had all attempts fail; EMC within the resolution of the true cap
+    assert r.failed > 1000
+    assert all(not o(r.failed, a).fitted for a in range(4))
+    assert 1000 * 0.95 <= r.emc <= 1000
+    assert r.failed - r.fitted <= max(1, 0.05 * r.failed)
+    fails_at_hi = [c for c in o.calls if c[0] == r.failed]
+    assert len(fails_at_hi) >= 4
+
+
+def test_bisect_whole_pool_fits_is_lower_bound():
+    o = Monotone(10**9)
+    r = bisect_search(o, start=100, pool=1000)
+    assert r.emc == 1000 and r.failed is None and r.lower_bound
+    assert [n for n, _ in o.calls] == [100, 200, 400, 800, 1000]
+
+
+def test_bisect_nothing_fits():
+    o = Monotone(0)
+    r = bisect_search(o, start=8, pool=1000)
+    assert r.emc == 0 and r.fitted is None and r.failed == 1
+
+
+def test_linear_monotone():
+    o = Monotone(1000)
+    r = linear_search(o, start=128, pool=10000, step=100)
+    assert r.emc == 928 and r.failed == 1028
+    assert sorted(a for n, a in o.calls if n == 1028) == [0, 1, 2, 3]
+    assert [n for n, a in o.calls if a == 0] == list(range(128, 1029, 100))
+
+
+def test_linear_noisy_uses_retries():
+    o = Noisy(cap=1000, band=300)
+    r = linear_search(o, start=100, pool=10000, step=100)
+    assert r.emc == 1000 and r.failed == 1100
+    # sizes in the band needed a second attempt
+    assert (800, 1) in o.calls and (800, 2) not in o.calls
+
+
+def test_fixed():
+    r = fixed_search(Monotone(50), start=16, pool=100, n=40)
+    assert r.emc == 40 and r.fits == 1
+    r = fixed_search(Monotone(50), start=16, pool=100, n=60)
+    assert r.emc == 0 and r.failed == 60
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bisect_random_caps_match_linear_within_resolution(seed):
+    rng = random.Random(seed)
+    cap = rng.randint(50, 5000)
+    rb = bisect_search(Monotone(cap), start=32, pool=8000, resolution=0.05)
+    rl = linear_search(Monotone(cap), start=32, pool=8000, step=1)
+    assert rl.emc == cap
+    assert rb.emc <= rl.emc < rb.failed
+
+
+def test_bad_search_input():
+    with pytest.raises(ConfigError, match="search.start"):
+        bisect_search(Monotone(10), start=500, pool=100)
+    with pytest.raises(ConfigError, match="search.resolution"):
+        bisect_search(Monotone(10), start=5, pool=100, resolution=0)
+    with pytest.raises(ConfigError, match="search.step"):
+        linear_search(Monotone(10), start=5, pool=100, step=0)
+    assert set(SEARCHES.names()) >= {"bisect", "linear", "fixed"}
+
+
+def test_bisect_regrows_gently_after_a_rescued_size():
+    """start 125 doubles to 1000, whose first attempt fails (noise band) but a retry fits; with no
+    failed size pending above, growth resumes by `regrow` (1250), not by doubling (2000)."""
+    o = Noisy(cap=1000, band=60)
+    r = bisect_search(o, start=125, pool=100000, resolution=0.05, regrow=1.25)
+    sizes = {n for n, _ in o.calls}
+    assert 1250 in sizes and 2000 not in sizes
+    assert r.emc == 1000 and 1000 < r.failed <= 1050

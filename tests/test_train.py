@@ -1,0 +1,176 @@
+"""Training to a minimum: real training on CPU, the stop reasons and the minimum checks."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from flexnet.convergence import Plateau, evaluate, extreme_eigenvalues, grad_norm
+from flexnet.optim import build_procedure
+from flexnet.train import Budget, Checks, Recipe, train_to_minimum
+
+
+def _recipe(opt=None, **kw):
+    opt = opt or {"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 32}
+    budget = kw.pop("budget", Budget(epochs=300, min_steps=0, max_extensions=0))
+    checks = kw.pop("checks", Checks())
+    return Recipe(build_procedure(opt, {"name": "none"}), budget, checks, **kw)
+
+
+def test_mlp_memorises_32_random_labels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 20, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
+    res = train_to_minimum(model, x, y, _recipe(), g=torch.Generator().manual_seed(1))
+    assert res.status == "fitted" and res.stop_reason == "fitted"
+    acc, _ = evaluate(model, x, y)
+    assert acc == 1.0 == res.train_acc
+    assert 0 < res.epochs < 300
+    assert res.grad_norm is not None and res.min_eig is not None  # checks ran on the fitted attempt
+
+
+def test_divergence_is_reported_as_such():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 10, generator=g) * 100
+    y = torch.randint(0, 3, (64,), generator=g)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    res = train_to_minimum(model, x, y, _recipe({"name": "sgd", "lr": 1e6, "momentum": 0.9, "batch_size": 64}),
+                           g=torch.Generator().manual_seed(1))
+    assert res.status == "diverged" and res.stop_reason == "diverged"
+
+
+def _xor(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).long()
+    return x, y
+
+
+def test_unfittable_convex_problem_is_a_verified_failure_found_early():
+    """A linear classifier cannot fit XOR; its loss is convex, so training reaches a verified
+    minimum (small gradient, plateau, PSD Hessian) and the early verdict stops the attempt."""
+    x, y = _xor()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2))
+    checks = Checks(grad_tol=1e-3, patience=10, patience_steps=10)
+    res = train_to_minimum(model, x, y,
+                           _recipe({"name": "gd", "lr": 0.5, "momentum": 0.9, "batch_size": None,
+                                    "schedule": "constant"},
+                                   budget=Budget(epochs=5000, min_steps=0, max_extensions=0), checks=checks),
+                           g=torch.Generator().manual_seed(1))
+    assert res.status == "failed" and res.verified is True
+    assert res.stop_reason == "verified_minimum" and res.epochs < 5000
+    assert res.grad_norm <= 1e-3 and res.min_eig >= -1e-2 and res.plateaued
+    assert res.train_acc < 1.0
+
+
+def test_still_descending_is_not_a_verified_failure():
+    """Stopped by the budget while the loss still falls: recorded as unverified, not failed."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 20, generator=g)
+    y = torch.randint(0, 10, (512,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+    res = train_to_minimum(model, x, y,
+                           _recipe({"name": "sgd", "lr": 0.01, "momentum": 0.0, "batch_size": 512,
+                                    "schedule": "constant"},
+                                   budget=Budget(epochs=20, min_steps=0, max_extensions=1)),
+                           g=torch.Generator().manual_seed(1))
+    assert res.status == "unverified" and res.verified is False
+    assert res.extensions == 1 and res.train_acc < 1.0
+
+
+def test_saddle_point_is_not_a_verified_failure():
+    """All-zero tanh network on balanced, input-correlated labels: gradient exactly zero,
+    loss flat, but the Hessian has a clearly negative eigenvalue. Not a minimum."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2
+    x = torch.randn(200, 3, generator=g) + 2.0 * (y[:, None].float() - 0.5)
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False))
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    res = train_to_minimum(model, x, y,
+                           _recipe({"name": "gd", "lr": 0.1, "momentum": 0.0, "batch_size": None},
+                                   budget=Budget(epochs=40, min_steps=0, max_extensions=1),
+                                   checks=Checks(patience=5, patience_steps=5)),
+                           g=torch.Generator().manual_seed(1))
+    assert res.grad_norm is not None and res.grad_norm < 1e-6
+    assert res.plateaued
+    assert res.min_eig < -1e-2
+    assert res.status == "unverified" and res.verified is False
+
+
+def _dense_hessian_eigs(model, x, y):
+    from torch.func import functional_call, hessian
+
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    flat0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss(flat):
+        ps, off = {}, 0
+        for n, s in zip(names, shapes):
+            k = math.prod(s)
+            ps[n] = flat[off:off + k].view(s)
+            off += k
+        return nn.functional.cross_entropy(functional_call(model, ps, (x,)), y)
+
+    model.eval()
+    H = hessian(loss)(flat0)
+    return torch.linalg.eigvalsh((H + H.T) / 2)
+
+
+def _trained_point(model, x, y, epochs=30):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(epochs):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_lanczos_matches_dense_hessian(kind):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    if kind == "mlp":
+        x = torch.randn(60, 5, generator=g, dtype=torch.float64)
+        model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    else:
+        x = torch.randn(40, 1, 6, 6, generator=g, dtype=torch.float64)
+        model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Tanh(), nn.Conv2d(3, 4, 3), nn.Tanh(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).double()
+    y = torch.randint(0, 3, (x.shape[0],), generator=g)
+    _trained_point(model, x, y)
+    exact = _dense_hessian_eigs(model, x, y)
+    assert exact[0] < -1e-4, "test point should have negative curvature"
+    rep = extreme_eigenvalues(model, x, y, nn.functional.cross_entropy, tol=1e-10, max_iters=20000, chunk=17)
+    assert rep.min_eig == pytest.approx(float(exact[0]), rel=1e-4)
+    assert rep.max_eig == pytest.approx(float(exact[-1]), rel=1e-4)
+    assert rep.iterations > 0
+
+
+def test_grad_norm_chunking_is_exact():
+    torch.manual_seed(0)
+    x = torch.randn(100, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (100,))
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    a = grad_norm(model, x, y, nn.functional.cross_entropy, chunk=7)
+    b = grad_norm(model, x, y, nn.functional.cross_entropy, chunk=1000)
+    assert a == pytest.approx(b, rel=1e-10) and a > 0
+
+
+def test_plateau_needs_epochs_and_steps():
+    p = Plateau(patience=3, patience_steps=100, rel_tol=1e-3, smoothing=0.0)
+    for i, loss in enumerate([1.0, 0.5, 0.5, 0.5, 0.5]):
+        flat = p.update(loss, step=(i + 1) * 10)
+    assert not flat  # 3 flat epochs but only 30 steps
+    for i in range(5, 15):
+        flat = p.update(0.5, step=(i + 1) * 10)
+    assert flat
+    q = Plateau(patience=3, patience_steps=0, smoothing=0.0)
+    assert not any(q.update(1.0 / (k + 1), step=k) for k in range(20))  # still descending

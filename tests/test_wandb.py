@@ -1,0 +1,192 @@
+"""logger=wandb in offline mode (no network): a real run directory with EMC in its summary."""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from flexnet.__main__ import CONF_DIR
+from flexnet.job import run_job
+from flexnet.tracking import (Logger, config_tags, make_logger, sweep_group_name, wandb_mode,
+                              wandb_run_id)
+
+wandb = pytest.importorskip("wandb")
+from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
+
+TINY = ["dataset=digits", "train.epochs=5", "train.min_steps=20", "search.start=16",
+        "search.resolution=0.5", "convergence.hessian=false", "scaling.params=2000"]
+
+_BLOCK = 32768
+_HEADER = 7  # ":W&B" + uint16 magic + version byte
+
+
+def read_wandb_records(path: Path) -> list:
+    """Records of a `.wandb` transaction log (LevelDB log format: 32 KiB blocks of
+    [crc32 u32][length u16][type u8][data] chunks; types 1 full, 2 first, 3 middle, 4 last)."""
+    raw = Path(path).read_bytes()
+    assert raw[:4] == b":W&B"
+    out, buf, pos = [], b"", _HEADER
+    while pos + 7 <= len(raw):
+        left = _BLOCK - pos % _BLOCK
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        data = raw[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        if kind in (1, 2):
+            buf = data
+        else:
+            buf += data
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(buf)
+            out.append(rec)
+    return out
+
+
+def _key(it) -> str:
+    return "/".join(it.nested_key) if it.nested_key else it.key
+
+
+def finished_records(path: Path, timeout: float = 20.0) -> list:
+    """The run's records once its exit record is on disk (the writer may trail run.finish())."""
+    import time
+
+    t0 = time.monotonic()
+    while True:
+        recs = read_wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in recs) or time.monotonic() - t0 > timeout:
+            time.sleep(0.2)
+            return read_wandb_records(path)
+        time.sleep(0.2)
+
+
+def _summary(records) -> dict:
+    s: dict = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            for it in r.summary.update:
+                s[_key(it)] = json.loads(it.value_json)
+    return s
+
+
+def _cfg(overrides):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_offline_run_summary_holds_emc_and_params(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: any network use would fail
+    cfg = _cfg(TINY + ["logger=wandb", "logger.tags=[smoke]"])
+    sweep = tmp_path / "multirun" / "2026-01-02" / "03-04-05-678"
+    outdir = sweep / "0"
+    result = run_job(cfg, outdir, {"sweep_dir": str(sweep), "num": 0})
+
+    runs = list((outdir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    files = list(runs[0].glob("run-*.wandb"))
+    assert len(files) == 1
+    expected_id = wandb_run_id(outdir, {"sweep_dir": str(sweep), "num": 0})
+    assert files[0].name == f"run-{expected_id}.wandb"
+    records = finished_records(files[0])
+
+    summary = _summary(records)
+    assert summary["emc"] == result["emc"] > 0
+    assert summary["params.actual"] == result["params"]["actual"]
+    assert summary["params.target"] == result["params"]["target"] == 2000
+    assert summary["fits"] == result["fits"]
+    assert summary["bracket.fitted"] == result["bracket"]["fitted"]
+
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "2026-01-02_03-04-05-678"
+    assert "labeling:semantic" in run.tags and "dataset:digits" in run.tags and "smoke" in run.tags
+    conf_keys = {it.key for r in records if r.WhichOneof("record_type") == "config" for it in r.config.update}
+    conf_keys |= {it.key for it in run.config.update}
+    assert {"scaling.params", "labeling.name", "train.epochs"} <= conf_keys
+
+    # one history row per fit attempt (+ the EMC point), exit code 0 recorded
+    hist = [r.history for r in records if r.WhichOneof("record_type") == "history"]
+    attempt_rows = [h for h in hist if any(_key(it) == "fit/n" for it in h.item)]
+    assert len(attempt_rows) == result["fits"]
+    exits = [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"]
+    assert exits == [0]
+    metrics = {r.metric.name: r.metric.step_metric for r in records if r.WhichOneof("record_type") == "metric"}
+    assert metrics.get("emc") == "params/actual"
+    assert f"wandb sync {runs[0]}" in capsys.readouterr().out
+
+
+def test_failing_job_finishes_run_with_exit_code_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = _cfg(TINY + ["logger=wandb"])
+    # an error after the logger started: a search knob the strategy rejects
+    cfg["search"]["resolution"] = -1.0
+    from flexnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search.resolution"):
+        run_job(cfg, tmp_path / "job", {})
+    files = list((tmp_path / "job" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    exits = [r.exit.exit_code for r in finished_records(files[0]) if r.WhichOneof("record_type") == "exit"]
+    assert exits == [1]
+    assert not (tmp_path / "job" / "emc.json").exists()
+
+
+def test_requeued_job_resumes_same_run_id(tmp_path):
+    ji = {"sweep_dir": str(tmp_path / "multirun" / "x"), "num": 3}
+    a = wandb_run_id(tmp_path / "elsewhere", ji)
+    assert a == wandb_run_id(tmp_path / "other", dict(ji))
+    assert a != wandb_run_id(tmp_path, dict(ji, num=4))
+    assert wandb_run_id(tmp_path / "a", {}) != wandb_run_id(tmp_path / "b", {})
+
+
+def test_mode_and_group_rules(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("auto") == "online"
+    assert wandb_mode("disabled") == "disabled"
+    assert sweep_group_name("multirun/2026-01-02/03-04-05") == "2026-01-02_03-04-05"
+    assert sweep_group_name("/tmp/sweeps/widths") == "widths"
+    assert sweep_group_name(None) is None
+    tags = config_tags({"dataset": {"name": "digits"}, "labeling": {"name": "corrupt", "p": 0.2}}, ["mine"])
+    assert tags == ["dataset:digits", "labeling:corrupt", "mine"]
+
+
+def test_disabled_mode_writes_nothing_and_none_logger(tmp_path):
+    lg = make_logger({"name": "wandb", "mode": "disabled"}, {"seed": 0}, tmp_path / "d")
+    lg.log_attempt({"n": 4, "attempt": 0, "fitted": True})
+    lg.log_summary({"emc": 4, "params": {"actual": 10, "target": 10}})
+    lg.finish(0)
+    assert not (tmp_path / "d" / "wandb").exists() or not any((tmp_path / "d" / "wandb").glob("*run-*"))
+    assert type(make_logger({"name": "none"}, {}, tmp_path)) is Logger
+
+
+def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypatch):
+    """Online requested, server unreachable: the run is not failed and does not hang."""
+    import time
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    t0 = time.perf_counter()
+    lg = make_logger({"name": "wandb", "mode": "online", "init_timeout": 5, "finish_timeout": 5},
+                     {"seed": 0}, tmp_path / "o", {"sweep_dir": str(tmp_path), "num": 0})
+    lg.log_summary({"emc": 7, "params": {"actual": 10, "target": 10}})
+    lg.finish(0)
+    assert time.perf_counter() - t0 < 60
+    offline = list((tmp_path / "o" / "wandb").glob("offline-run-*/run-*.wandb"))
+    if offline:  # fell back to offline: the summary is on disk
+        assert _summary(finished_records(offline[0]))["emc"] == 7
