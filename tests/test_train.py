@@ -174,3 +174,30 @@ def test_plateau_needs_epochs_and_steps():
     assert flat
     q = Plateau(patience=3, patience_steps=0, smoothing=0.0)
     assert not any(q.update(1.0 / (k + 1), step=k) for k in range(20))  # still descending
+
+
+def test_pyhessian_trace_close_to_exact():
+    from flexnet.convergence import hutchinson_trace
+
+    torch.manual_seed(0)
+    x = torch.randn(80, 4)
+    y = torch.randint(0, 3, (80,))
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    _trained_point(model, x, y, epochs=50)
+    exact = float(_dense_hessian_eigs(model, x, y).sum())
+    est = hutchinson_trace(model, x, y, nn.functional.cross_entropy, max_iters=200, seed=1)
+    assert math.isfinite(est) and est == pytest.approx(exact, rel=0.3)
+
+
+def test_grad_tol_auto_calibrates_and_is_recorded(tmp_path):
+    import json
+
+    from conftest import TINY, compose
+    from flexnet.job import run_job
+
+    cfg = compose([*TINY, "convergence.grad_tol=auto", "convergence.calibration_n=16"])
+    res = run_job(cfg, tmp_path)
+    tol = res["grad_tol"]
+    assert tol["mode"] == "auto" and tol["calibration_n"] == 16
+    assert tol["grad_tol"] == pytest.approx(tol["calibration_grad_norm"] * tol["calibration_factor"])
+    assert json.loads((tmp_path / "emc.json").read_text())["grad_tol"]["grad_tol"] == pytest.approx(tol["grad_tol"])

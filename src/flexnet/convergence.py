@@ -164,9 +164,13 @@ def hutchinson_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
 
     from .utils import seeded_init
 
+    import warnings
+
     was = model.training
     try:
-        with seeded_init(seed):
+        with seeded_init(seed), warnings.catch_warnings():
+            # PyHessian differentiates through .backward(create_graph=True); the grads are cleared below
+            warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
             h = PyHessian(model, loss_fn, data=(x, y), cuda=x.is_cuda)
             vals = h.trace(maxIter=int(max_iters), tol=1e-3)
     finally:

@@ -236,6 +236,26 @@ class Oracle:
         return [out[a] for a in attempts]
 
 
+def _drop_curve(path: Path, n: int, attempt: int) -> None:
+    """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
+    journal has no record of it, so it is run again and would otherwise be recorded twice)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:  # a line cut short by the kill
+            continue
+        if not (r.get("n") == n and r.get("attempt") == attempt):
+            keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)
+
+
 def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
     """Models that are solved, not trained: build from the data and evaluate."""
     t0 = time.perf_counter()
