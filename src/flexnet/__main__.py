@@ -22,6 +22,11 @@ def _job_info() -> dict:
     info = {"num": hc.job.get("num"), "id": hc.job.get("id"), "override_dirname": hc.job.override_dirname}
     if hc.mode is not None and hc.mode.name == "MULTIRUN":
         info["sweep_dir"] = hc.sweep.dir
+    # the W&B run id (sweep dir + job number, or the run dir), recorded in emc.json: the same for a
+    # restarted or requeued job, so it resumes its W&B run
+    from .tracking import wandb_run_id
+
+    info["run_id"] = wandb_run_id(Path(hc.runtime.output_dir), info)
     return info
 
 

@@ -288,7 +288,7 @@ def set_threads(spec, params: int) -> int:
 
 def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
     s = setup(cfg)
     set_threads(cfg.get("threads", "auto"), s.plan.actual)
@@ -316,6 +316,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
                                      batch_attempts=bool(batch), **scfg)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
         result["params"].update(oracle.reparam_info.get("params", {}))
+        result.update(started_at=started_at, finished_at=time.time())  # wall clock (s since epoch)
         write_result(outdir, result)
         logger.log_summary(result)
         exit_code = 0

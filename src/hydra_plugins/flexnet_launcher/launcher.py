@@ -1,0 +1,269 @@
+"""hydra-submitit-launcher's launchers with what flexnet's sweeps need on top:
+
+* each job is reported as soon as it finishes (its EMC and output dir); a failed job is
+  reported with its log paths and does not stop the others from being collected and shown;
+* `wait=false` (Slurm): submit the array, print the job ids and the sweep dir, write
+  `<sweep dir>/jobs.json`, exit; results are collected later from the emc.json files;
+* local launcher: at most `max_parallel` jobs at once (submitit's local executor starts
+  every job immediately), each with `threads_per_job` OpenMP/torch threads.
+
+Requeue after a timeout or preemption is submitit's: the job's `checkpoint` (inherited)
+resubmits the same call, which runs in the same output dir, where flexnet's journal
+(`fits.jsonl`) replays the finished fit attempts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+JOBS_FILE = "jobs.json"
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a job failed (submitit's errors carry the whole remote traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    tail = [ln for ln in lines if not ln.startswith(("File ", "^", "Traceback", "During handling", "The above"))]
+    last = tail[-1] if tail else (lines[-1] if lines else "")
+    return f"{type(exc).__name__}: {last}" if last else type(exc).__name__
+
+
+class _FlexnetLauncher(BaseSubmititLauncher):
+    _OWN_KEYS: tuple = ("poll_s",)
+
+    def __init__(self, **params: Any) -> None:
+        own = {k: params.pop(k) for k in list(params) if k in self._OWN_KEYS}
+        super().__init__(**params)
+        self.own = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in own.items()}
+
+    # ------------------------------------------------------------------ executor
+    def _executor(self) -> Any:
+        """Same executor as hydra-submitit-launcher builds (folder, max_num_timeout, parameters)."""
+        import submitit
+
+        params = dict(self.params)
+        init_params: dict = {"folder": params["submitit_folder"]}
+        if "max_num_timeout" in params:
+            init_params[f"{self._EXECUTOR}_max_num_timeout"] = params["max_num_timeout"]
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
+        baseparams = set(OmegaConf.structured(BaseQueueConf).keys())
+        rest = {k: v for k, v in params.items() if k not in ("submitit_folder", "max_num_timeout")}
+        if not rest.get("gpus_per_node"):  # 0 or null: no GPU request at all (CPU-only clusters)
+            rest.pop("gpus_per_node", None)
+        executor.update_parameters(**{k if k in baseparams else f"{self._EXECUTOR}_{k}": v for k, v in rest.items()})
+        return executor
+
+    def _job_params(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> List[tuple]:
+        out = []
+        for i, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + i
+            out.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        return out
+
+    def _output_dir(self, overrides: List[str], idx: int) -> Optional[str]:
+        """The job's output dir, as Hydra will compute it in the job (for the job list)."""
+        assert self.hydra_context is not None and self.config is not None
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(cfg.hydra.job):
+                cfg.hydra.job.num = idx
+            return str(Path(str(cfg.hydra.sweep.dir), str(OmegaConf.select(cfg, "hydra.sweep.subdir"))).resolve())
+        except Exception:  # the list is informative only
+            return None
+
+    # ------------------------------------------------------------------ reporting
+    _common: frozenset = frozenset()
+
+    def _label(self, idx: int, overrides: List[str]) -> str:
+        """`#num` and the job's overrides that differ between the sweep's jobs."""
+        own = [o for o in filter_overrides(overrides) if o not in self._common]
+        return f"#{idx} " + (" ".join(own) or "(no overrides)")
+
+    def _set_common(self, job_overrides: Sequence[Sequence[str]]) -> None:
+        sets = [set(o) for o in job_overrides]
+        self._common = frozenset(set.intersection(*sets)) if len(sets) > 1 else frozenset()
+
+    def _collect(self, job: Any, spec: tuple, jobs_total: int, counts: dict) -> JobReturn:
+        overrides, _, idx, _, _ = spec
+        label = self._label(idx, overrides)
+        paths = f"log: {job.paths.stderr} (stdout: {job.paths.stdout})"
+        try:
+            ret = job.result()
+        except Exception as e:  # job died: exception outside Hydra's run_job, timeout, killed, OOM...
+            ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+            ret.return_value = RuntimeError(f"job {label} [{job.job_id}] failed: {_reason(e)}; {paths}")
+        counts["done"] += 1
+        prefix = f"[{counts['done']}/{jobs_total}] {label} [{job.job_id}]"
+        if ret.status == JobStatus.COMPLETED:
+            outdir = None
+            if ret.hydra_cfg is not None:
+                outdir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
+            emc = ret.return_value
+            if isinstance(emc, float) and emc.is_integer():
+                emc = int(emc)
+            log.info(f"{prefix}: EMC = {emc}  ({outdir})")
+        else:
+            counts["failed"] += 1
+            err = ret._return_value
+            if not (isinstance(err, RuntimeError) and str(err).startswith("job #")):
+                err = RuntimeError(f"job {label} [{job.job_id}] failed: {_reason(err)}; {paths}")
+                ret.return_value = err
+            log.error(f"{prefix}: FAILED: {_reason(err).split(': ', 1)[-1]}")
+        return ret
+
+    def _write_jobs(self, sweep_dir: Path, rows: List[dict]) -> Path:
+        path = sweep_dir / JOBS_FILE
+        old: List[dict] = []
+        if path.exists():  # several batches (or sweeps) into one dir: keep earlier rows
+            try:
+                old = json.loads(path.read_text())
+            except ValueError:
+                old = []
+        nums = {r["num"] for r in rows}
+        rows = [r for r in old if r.get("num") not in nums] + rows
+        tmp = path.with_name(f".{JOBS_FILE}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def _rows(self, specs: List[tuple], jobs: List[Any]) -> List[dict]:
+        return [{"num": s[2], "job_id": j.job_id, "overrides": list(s[0]), "output_dir": self._output_dir(s[0], s[2]),
+                 "stdout": str(j.paths.stdout), "stderr": str(j.paths.stderr)} for s, j in zip(specs, jobs)]
+
+    def _finish(self, sweep_dir: Path, results: List[JobReturn], counts: dict) -> None:
+        # hydra-submitit leaves an empty folder literally named '%j' behind
+        for p in (sweep_dir / ".submitit" / "%j", Path(str(self.params.get("submitit_folder", "")))):
+            try:
+                if p.name == "%j" and p.is_dir():
+                    p.rmdir()
+            except OSError:
+                pass
+        if counts["failed"]:
+            log.error(f"{counts['failed']} of {len(results)} jobs failed (reasons and log paths above); "
+                      f"the other jobs' results are in {sweep_dir}")
+        else:
+            log.info(f"all {len(results)} jobs finished; results in {sweep_dir}")
+
+    def _prepare(self) -> Path:
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
+        return sweep_dir
+
+    def _wait(self, jobs: List[Any], specs: List[tuple], counts: dict, total: int,
+              results: List[Optional[JobReturn]]) -> None:
+        poll = float(self.own.get("poll_s", 1.0))
+        open_ = list(range(len(jobs)))
+        last_refresh = time.monotonic()
+        while open_:
+            # submitit asks sacct less and less often as jobs age (up to every 10 min); a finished
+            # job is seen at once (its result file), but a job that died is only seen by sacct
+            force = time.monotonic() - last_refresh > float(self.own.get("refresh_s", 30.0))
+            if force:
+                last_refresh = time.monotonic()
+                try:
+                    jobs[open_[0]].watcher.update()
+                except Exception as e:  # sacct trouble: submitit's own polling still runs
+                    log.debug(f"sacct refresh failed: {e}")
+            still = []
+            for k in open_:
+                if jobs[k].done():
+                    results[k] = self._collect(jobs[k], specs[k], total, counts)
+                else:
+                    still.append(k)
+            open_ = still
+            if open_:
+                time.sleep(poll)
+
+
+class FlexnetSlurmLauncher(_FlexnetLauncher):
+    _EXECUTOR = "slurm"
+    _OWN_KEYS = ("poll_s", "wait", "refresh_s")
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None
+        sweep_dir = self._prepare()
+        executor = self._executor()
+        specs = self._job_params(job_overrides, initial_job_idx)
+        self._set_common(job_overrides)
+        for s in specs:
+            log.info(f"\t{self._label(s[2], s[0])}")
+        jobs = executor.map_array(self, *zip(*specs))
+        jobs_file = self._write_jobs(sweep_dir, self._rows(specs, jobs))
+        ids = ", ".join(j.job_id for j in jobs)
+        log.info(f"submitted {len(jobs)} jobs: {ids}; job list: {jobs_file}")
+        if not self.own.get("wait", True):
+            print(f"submitted {len(jobs)} Slurm jobs ({ids})\nsweep dir: {sweep_dir.resolve()}\n"
+                  f"job list: {jobs_file}\nwatch: squeue -j {jobs[0].job_id.split('_')[0]}   "
+                  f"collect: python -m flexnet.report {sweep_dir}", flush=True)
+            return []
+        counts = {"done": 0, "failed": 0}
+        results: List[Optional[JobReturn]] = [None] * len(jobs)
+        self._wait(jobs, specs, counts, len(jobs), results)
+        self._finish(sweep_dir, results, counts)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+
+class FlexnetLocalLauncher(_FlexnetLauncher):
+    _EXECUTOR = "local"
+    _OWN_KEYS = ("poll_s", "max_parallel", "threads_per_job")
+
+    def _cap(self) -> int:
+        cap = self.own.get("max_parallel")
+        if cap:
+            return max(1, int(cap))
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        return max(1, cores // max(1, int(self.own.get("threads_per_job") or 1)))
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        sweep_dir = self._prepare()
+        threads = self.own.get("threads_per_job")
+        if threads:  # inherited by the job processes (submitit copies this environment)
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[var] = str(int(threads))
+        executor = self._executor()
+        specs = self._job_params(job_overrides, initial_job_idx)
+        self._set_common(job_overrides)
+        cap = self._cap()
+        log.info(f"{len(specs)} jobs, at most {cap} at once, {threads or 'default'} thread(s) each")
+        counts = {"done": 0, "failed": 0}
+        results: List[Optional[JobReturn]] = [None] * len(specs)
+        jobs: List[Any] = [None] * len(specs)
+        todo = list(range(len(specs)))
+        running: List[int] = []
+        poll = float(self.own.get("poll_s", 0.5))
+        while todo or running:
+            while todo and len(running) < cap:
+                k = todo.pop(0)
+                jobs[k] = executor.submit(self, *specs[k])
+                log.info(f"\tstarted {self._label(specs[k][2], specs[k][0])} [{jobs[k].job_id}]")
+                running.append(k)
+            still = []
+            for k in running:
+                if jobs[k].done():
+                    results[k] = self._collect(jobs[k], specs[k], len(specs), counts)
+                else:
+                    still.append(k)
+            if len(still) == len(running):
+                time.sleep(poll)
+            running = still
+        self._write_jobs(sweep_dir, self._rows(specs, jobs))
+        self._finish(sweep_dir, results, counts)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]

@@ -1,0 +1,75 @@
+"""`hydra/launcher=local`: parallel jobs on this machine, at most `max_parallel` at once; each job
+reported as it finishes; a failing job reported with its log path without hiding the others."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# a few seconds of fit attempts per job on one thread
+TINY = ["train.epochs=300", "train.min_steps=300", "search.start=32", "dataset.num_samples=1000",
+        "train.max_extensions=0", "convergence.hessian=false", "search.max_attempts=1", "threads=1"]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("WANDB_MODE", "disabled")
+    return env
+
+
+def _sweep(tmp_path: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "flexnet", "-m", "hydra/launcher=local", *TINY, *overrides,
+           f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    return subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
+    cur = best = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_at_most_two_jobs_at_once(tmp_path):
+    r = _sweep(tmp_path, "scaling.params=300,400,500,600", "hydra.launcher.max_parallel=2")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    sweep = tmp_path / "sweep"
+    results = [json.loads((sweep / str(i) / "emc.json").read_text()) for i in range(4)]
+    assert [x["params"]["target"] for x in results] == [300, 400, 500, 600]
+    # each job's measurement window (wall clock, written by the job itself)
+    spans = [(x["started_at"], x["finished_at"]) for x in results]
+    assert all(s < e for s, e in spans)
+    assert _max_overlap(spans) == 2, spans  # capped at 2, and the two slots were really used
+    log = r.stdout + r.stderr
+    for i, x in enumerate(results):  # each job's EMC printed as it finished
+        done = [ln for ln in log.splitlines() if f"#{i} scaling.params=" in ln and "EMC = " in ln]
+        assert done and done[0].split("EMC = ")[1].split()[0] == str(x["emc"]), log[-3000:]
+    assert "at most 2 at once" in log
+
+
+@pytest.mark.slow
+def test_failing_job_is_reported_with_its_log_and_others_still_shown(tmp_path):
+    # scaling.params=-5 is rejected by the job (ConfigError -> exit 2); the other job must still finish
+    r = _sweep(tmp_path, "scaling.params=300,-5")
+    log = r.stdout + r.stderr
+    assert r.returncode != 0, log[-3000:]
+    good = json.loads((tmp_path / "sweep" / "0" / "emc.json").read_text())
+    assert f"EMC = {good['emc']}" in log
+    failed_lines = [ln for ln in log.splitlines() if "#1 scaling.params=-5" in ln and "FAILED" in ln]
+    assert failed_lines, log[-3000:]
+    assert "1 of 2 jobs failed" in log
+    # the error names the job's log file, which exists and holds the job's own error message
+    err_logs = [Path(tok) for ln in log.splitlines() if "log: " in ln
+                for tok in [ln.split("log: ", 1)[1].split()[0]]]
+    assert err_logs and all(p.exists() for p in err_logs), log[-3000:]
+    assert any("scaling.params" in p.read_text() for p in err_logs)
+    assert (tmp_path / "sweep" / "1" / "error.txt").exists()
