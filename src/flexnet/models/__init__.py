@@ -4,6 +4,6 @@ from __future__ import annotations
 from .base import ARCHS, SCALINGS, ACTIVATIONS, ArchSpec, ModelPlan, activation, count_built_params, plan_model
 
 # importing the option modules fills the registries
-from . import mlp, scaling  # noqa: F401,E402
+from . import mlp, cnn, zhang_models, timm_models, scaling  # noqa: F401,E402
 
 __all__ = ["ARCHS", "SCALINGS", "ACTIVATIONS", "ArchSpec", "ModelPlan", "activation", "count_built_params", "plan_model"]

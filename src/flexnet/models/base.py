@@ -27,6 +27,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
     "gelu": nn.GELU,
+    "silu": nn.SiLU,   # EfficientNet's default (swish)
 }
 
 
@@ -66,8 +67,22 @@ class ModelPlan:
         return ARCHS.get(self.arch).build(self.input_shape, self.num_classes, **self.shape)
 
 
+_COUNT_CACHE: dict[tuple, int] = {}
+
+
 def count_built_params(spec: ArchSpec, input_shape, num_classes, knobs: dict) -> int:
-    """Parameter count of the model a shape gives; built on the meta device (no memory, fast)."""
+    """Parameter count of the model a shape gives; built on the meta device (no memory, fast).
+
+    Counts are cached per process (builder, input shape, classes, knobs): solving several
+    targets along one law rebuilds few shapes.
+    """
+    key = (id(spec.build), tuple(input_shape), int(num_classes), json.dumps(knobs, sort_keys=True, default=str))
+    if key not in _COUNT_CACHE:
+        _COUNT_CACHE[key] = _count(spec, input_shape, num_classes, knobs)
+    return _COUNT_CACHE[key]
+
+
+def _count(spec: ArchSpec, input_shape, num_classes, knobs: dict) -> int:
     try:
         with torch.device("meta"):
             m = spec.build(tuple(input_shape), int(num_classes), **knobs)
@@ -125,6 +140,11 @@ def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int,
     s_lo, s_hi = lo_s, lo_s
     while evaluate(s_hi)[0] < target and s_hi < hi_s:
         s_lo, s_hi = s_hi, min(hi_s, s_hi * 2)
+    largest, largest_shape = evaluate(s_hi)
+    if largest < target / (1 + tolerance):
+        raise ConfigError(
+            f"scaling.params={target:g}: above the largest {arch} realisable by scaling={law} "
+            f"({largest} parameters at {_short(largest_shape)})")
     # bisection on s
     for _ in range(60):
         if s_hi - s_lo <= 1e-3 * s_lo:
@@ -144,4 +164,4 @@ def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int,
 
 
 def _short(shape: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, (dict, list)))
+    return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, dict))
