@@ -11,7 +11,7 @@ import math
 from torch import nn
 
 from ..errors import require
-from .base import ARCHS, ArchSpec, activation as make_activation
+from .base import ARCHS, ArchSpec, activation as make_activation, affine_count
 from .layout import OnInput, conv_layout
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -95,7 +95,8 @@ def _depth(k: dict, s: float) -> dict:
 ARCHS.add("cnn", ArchSpec(
     build=cnn,
     scalers={"width": _width, "depth": _depth},
-    s_range={"width": (1, 2**16), "depth": (1, 1024)},
+    s_range={"width": (1, 2**16), "depth": (1, 2**15)},
+    count=affine_count(cnn, "layers", 3),
     describe={"width": "filters (naive) / conv and FC widths (lenet)",
               "depth": "conv layers (naive) / FC hidden layers (lenet)"},
 ))

@@ -12,7 +12,7 @@ from functools import partial
 from torch import nn
 
 from ..errors import ConfigError, require
-from .base import ACTIVATIONS, ARCHS, ArchSpec
+from .base import ACTIVATIONS, ARCHS, ArchSpec, affine_count, stagewise_count
 from .layout import OnInput, image_layout
 
 
@@ -113,6 +113,7 @@ ARCHS.add("resnet", ArchSpec(
     build=resnet,
     scalers={"width": _resnet_width, "depth": _resnet_depth, "resnet_rs": _resnet_rs},
     s_range={"width": (1, 2**14), "depth": (1, 512), "resnet_rs": (1, 2 ** (RS_BELOW + 6))},
+    count=stagewise_count(resnet, "layers", (2, 2, 2, 2)),
     describe={"width": "stage and stem widths (s = first stage width)",
               "depth": "blocks per stage (s = largest stage's blocks)",
               "resnet_rs": "ResNet-RS depth rows, width below RS-50"},
@@ -261,7 +262,8 @@ ARCHS.add("vit", ArchSpec(
     build=vit,
     scalers={"width": _vit_width, "depth": lambda k, s: {**k, "depth": max(1, int(round(s)))},
              "svit": _svit, "sovit": _sovit},
-    s_range={"width": (1, 2**12), "depth": (1, 1024), "svit": (1, 2.0 ** (SVIT_BELOW + 6)),
+    count=affine_count(vit, "depth", 4),
+    s_range={"width": (1, 2**12), "depth": (1, 4096), "svit": (1, 2.0 ** (SVIT_BELOW + 6)),
              "sovit": (1, 2.0 ** (SOVIT_BELOW + 6))},
     describe={"width": "embedding/attention width (s = head dim) and MLP in proportion",
               "depth": "encoder blocks", "svit": "Zhai et al. shape table", "sovit": "SoViT compute-optimal shape"},
