@@ -213,6 +213,18 @@ def test_forward_on_every_input_kind(arch, iname):
     assert model.eval()(x).shape == (3, nc)
 
 
+def test_vit_hessian_vector_product_works():
+    # the EMC minimum check takes Hessian-vector products (double backward through attention)
+    plan = plan_model(arch_knobs("vit"), scaling_cfg("sovit", 2000), (40,), 10)
+    model = plan.build()
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 40)), torch.tensor([0, 1, 2, 3]))
+    params = [p for p in model.parameters()]
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    dot = sum((g * torch.ones_like(g)).sum() for g in grads)
+    hv = torch.autograd.grad(dot, params)
+    assert all(torch.isfinite(h).all() for h in hv)
+
+
 def test_lenet_variant_and_flat_vectors():
     for shape in [(40,), (1, 8, 8), (3, 32, 32), (5,)]:
         plan = plan_model({**arch_knobs("cnn"), "variant": "lenet"}, scaling_cfg("width", 5e3), shape, 7)

@@ -173,9 +173,12 @@ ARCHS.add("efficientnet", ArchSpec(
 def vit(input_shape, num_classes: int, patch_size: int = 4, embed_dim: int = 64, depth: int = 4,
         num_heads: int = 4, mlp_dim: int = 128, class_token: bool = True, global_pool: str = "token",
         qkv_bias: bool = True, activation: str = "gelu", dropout: float = 0.0,
-        drop_path: float = 0.0) -> nn.Module:
+        drop_path: float = 0.0, fused_attn: bool = False) -> nn.Module:
     """timm VisionTransformer. Patches are patch_size x patch_size (1 x patch_size on (D,)
-    inputs); the image sides must be multiples of patch_size."""
+    inputs); the image sides must be multiples of patch_size.
+
+    fused_attn=False (default) computes attention with plain matmuls: PyTorch's fused
+    scaled_dot_product_attention has no double backward on CPU, which the Hessian checks need."""
     from timm.models.vision_transformer import VisionTransformer
 
     c, h, w = image_layout(input_shape)
@@ -199,6 +202,9 @@ def vit(input_shape, num_classes: int, patch_size: int = 4, embed_dim: int = 64,
                               qkv_bias=bool(qkv_bias), class_token=bool(class_token), global_pool=global_pool,
                               act_layer=_act(activation), drop_rate=pdrop, proj_drop_rate=pdrop,
                               drop_path_rate=float(drop_path))
+    for m in model.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = bool(fused_attn)
     return OnInput(model, input_shape, (c, h, w))
 
 
