@@ -201,3 +201,18 @@ def test_grad_tol_auto_calibrates_and_is_recorded(tmp_path):
     assert tol["mode"] == "auto" and tol["calibration_n"] == 16
     assert tol["grad_tol"] == pytest.approx(tol["calibration_grad_norm"] * tol["calibration_factor"])
     assert json.loads((tmp_path / "emc.json").read_text())["grad_tol"]["grad_tol"] == pytest.approx(tol["grad_tol"])
+
+
+def test_batch_norm_model_survives_a_last_batch_of_one():
+    from flexnet.train import batch_bounds
+
+    assert batch_bounds(33, 16) == [(0, 16), (16, 33)]
+    assert batch_bounds(32, 16) == [(0, 16), (16, 32)]
+    assert batch_bounds(1, 16) == [(0, 1)]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(33, 6, generator=g), torch.randint(0, 2, (33,), generator=g)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    res = train_to_minimum(model, x, y, _recipe({"name": "sgd", "lr": 0.1, "batch_size": 16},
+                                                budget=Budget(epochs=3, min_steps=0, max_extensions=0),
+                                                checks=Checks(hessian=False)), g=torch.Generator().manual_seed(1))
+    assert res.epochs == 3 and res.steps == 6

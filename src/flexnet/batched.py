@@ -26,7 +26,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import convergence as conv
 from .optim import SCHEDULES, Stepper
-from .train import FitResult, Recipe, _Checker, _finite, train_to_minimum
+from .train import FitResult, Recipe, _Checker, _finite, batch_bounds, train_to_minimum
 
 ELEMENTWISE = {"sgd", "gd", "adam", "adamw"}
 
@@ -50,7 +50,8 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
     thr = float(recipe.fit_threshold)
     X, Y = torch.stack(xs), torch.stack(ys)
     bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
-    spe = math.ceil(n / bs)
+    bounds = batch_bounds(n, bs)
+    spe = len(bounds)
     total_steps = max(int(budget.epochs) * spe, int(budget.min_steps))
     params, buffers = stack_module_state(models)
     names = list(params)
@@ -111,8 +112,8 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                                  else torch.arange(n, device=X.device) for g in gens])
             loss_sum = torch.zeros(K, device=X.device, dtype=torch.float64)
             correct = torch.zeros(K, device=X.device, dtype=torch.int64)
-            for b in range(spe):
-                idx = perms[:, b * bs:(b + 1) * bs]
+            for lo, hi in bounds:
+                idx = perms[:, lo:hi]
                 xb, yb = X[rows, idx], Y[rows, idx]
                 opt.zero_grad(set_to_none=True)
                 logits = vf(params, buffers, xb)

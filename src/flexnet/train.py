@@ -155,6 +155,15 @@ class _Checker:
         return math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig
 
 
+def batch_bounds(n: int, bs: int) -> list[tuple[int, int]]:
+    """Minibatch [start, end) ranges of an epoch over n samples. A last batch of one sample is
+    merged into the one before it (batch norm cannot normalise a single sample)."""
+    bounds = [(s, min(n, s + bs)) for s in range(0, n, bs)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                      g: Optional[torch.Generator] = None, seed: int = 0,
                      on_epoch: Optional[Callable[[nn.Module, dict], None]] = None) -> FitResult:
@@ -168,7 +177,8 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
     bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
-    spe = math.ceil(n / bs)
+    bounds = batch_bounds(n, bs)
+    spe = len(bounds)
     total_steps = max(int(budget.epochs) * spe, int(budget.min_steps))
     if g is None:
         g = torch.Generator(device=x.device).manual_seed(seed)
@@ -199,8 +209,8 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
             perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
             loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
             correct = torch.zeros((), device=x.device, dtype=torch.int64)
-            for b in range(spe):
-                idx = perm[b * bs:(b + 1) * bs] if perm is not None else None
+            for lo, hi in bounds:
+                idx = perm[lo:hi] if perm is not None else None
                 xb, yb = (x, y) if idx is None else (x[idx], y[idx])
                 if proc.batch_transform is not None:
                     xb = proc.batch_transform(xb, g)
