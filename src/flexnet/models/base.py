@@ -27,6 +27,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "identity": nn.Identity,
     "gelu": nn.GELU,
+    "silu": nn.SiLU,   # EfficientNet's default (swish)
 }
 
 
@@ -44,6 +45,9 @@ class ArchSpec:
     s_range: dict[str, tuple[float, float]] = field(default_factory=dict)
     # a short description of what each law scales (for messages)
     describe: dict[str, str] = field(default_factory=dict)
+    # optional exact count (input_shape, num_classes, knobs) -> int that avoids building very
+    # deep models, e.g. affine_count / stagewise_count below; tests check it against builds
+    count: Optional[Callable[[tuple, int, dict], int]] = None
 
 
 ARCHS: Registry[ArchSpec] = Registry("arch")
@@ -66,14 +70,63 @@ class ModelPlan:
         return ARCHS.get(self.arch).build(self.input_shape, self.num_classes, **self.shape)
 
 
+_COUNT_CACHE: dict[tuple, int] = {}
+
+
 def count_built_params(spec: ArchSpec, input_shape, num_classes, knobs: dict) -> int:
-    """Parameter count of the model a shape gives; built on the meta device (no memory, fast)."""
-    try:
-        with torch.device("meta"):
-            m = spec.build(tuple(input_shape), int(num_classes), **knobs)
-    except (NotImplementedError, RuntimeError):  # a builder that cannot run on meta
-        m = spec.build(tuple(input_shape), int(num_classes), **knobs)
-    return sum(p.numel() for p in m.parameters())
+    """Parameter count of the model a shape gives; built on the meta device (no memory, fast).
+
+    Counts are cached per process (builder, input shape, classes, knobs): solving several
+    targets along one law rebuilds few shapes.
+    """
+    if spec.count is not None:
+        return int(spec.count(tuple(input_shape), int(num_classes), dict(knobs)))
+    return meta_count(spec.build, input_shape, num_classes, knobs)
+
+
+def meta_count(build: Callable[..., nn.Module], input_shape, num_classes, knobs: dict) -> int:
+    """Parameter count of ``build(input_shape, num_classes, **knobs)``, built on the meta device."""
+    key = (id(build), tuple(input_shape), int(num_classes), json.dumps(knobs, sort_keys=True, default=str))
+    if key not in _COUNT_CACHE:
+        try:
+            with torch.device("meta"):
+                m = build(tuple(input_shape), int(num_classes), **knobs)
+        except (NotImplementedError, RuntimeError):  # a builder that cannot run on meta
+            m = build(tuple(input_shape), int(num_classes), **knobs)
+        _COUNT_CACHE[key] = sum(p.numel() for p in m.parameters())
+    return _COUNT_CACHE[key]
+
+
+def affine_count(build, key: str, default: int, base: int = 1):
+    """Exact count for families whose repeated unit (knob `key` counts them) is identical
+    beyond the `base`-th: count(n) = count(base) + (n - base) * (count(base + 1) - count(base))."""
+    def count(input_shape, num_classes, knobs):
+        n = int(knobs.get(key, default))
+        if n <= base + 1:
+            return meta_count(build, input_shape, num_classes, knobs)
+        c0 = meta_count(build, input_shape, num_classes, {**knobs, key: base})
+        c1 = meta_count(build, input_shape, num_classes, {**knobs, key: base + 1})
+        return c0 + (n - base) * (c1 - c0)
+    return count
+
+
+def stagewise_count(build, key: str, default):
+    """Like affine_count for a list of per-stage block counts (blocks after a stage's first
+    are identical): count = count(all 1) + sum_i (n_i - 1) * (count(stage i at 2) - count(all 1))."""
+    def count(input_shape, num_classes, knobs):
+        ns = [int(v) for v in knobs.get(key, default)]
+        if max(ns) <= 2 or min(ns) < 1:
+            return meta_count(build, input_shape, num_classes, knobs)
+        ones = [1] * len(ns)
+        c0 = meta_count(build, input_shape, num_classes, {**knobs, key: ones})
+        total = c0
+        for i, n in enumerate(ns):
+            if n > 1:
+                two = list(ones)
+                two[i] = 2
+                total += (n - 1) * (meta_count(build, input_shape, num_classes, {**knobs, key: two}) - c0)
+        return total
+    return count
 
 
 ScalingLaw = Callable[..., ModelPlan]
@@ -125,6 +178,11 @@ def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int,
     s_lo, s_hi = lo_s, lo_s
     while evaluate(s_hi)[0] < target and s_hi < hi_s:
         s_lo, s_hi = s_hi, min(hi_s, s_hi * 2)
+    largest, largest_shape = evaluate(s_hi)
+    if largest < target / (1 + tolerance):
+        raise ConfigError(
+            f"scaling.params={target:g}: above the largest {arch} realisable by scaling={law} "
+            f"({largest} parameters at {_short(largest_shape)})")
     # bisection on s
     for _ in range(60):
         if s_hi - s_lo <= 1e-3 * s_lo:
@@ -144,4 +202,4 @@ def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int,
 
 
 def _short(shape: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, (dict, list)))
+    return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, dict))

@@ -6,7 +6,7 @@ import math
 from torch import nn
 
 from ..errors import require
-from .base import ARCHS, ArchSpec, activation as make_activation
+from .base import ARCHS, ArchSpec, activation as make_activation, affine_count
 
 
 def mlp(input_shape, num_classes: int, depth: int = 1, width: int = 64, activation: str = "relu",
@@ -37,4 +37,5 @@ ARCHS.add("mlp", ArchSpec(
     },
     s_range={"width": (1, 2**20), "depth": (1, 4096)},
     describe={"width": "hidden units", "depth": "hidden layers"},
+    count=affine_count(mlp, "depth", 1),
 ))

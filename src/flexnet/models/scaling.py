@@ -33,3 +33,17 @@ def solving_law(name: str):
 
 for _law in ("width", "depth"):
     SCALINGS.add(_law, solving_law(_law))
+
+
+for _law in ("resnet_rs", "svit", "sovit"):
+    SCALINGS.add(_law, solving_law(_law))
+
+
+@SCALINGS.register("efficientnet")
+def efficientnet_law(arch: str, knobs: dict, input_shape, num_classes: int, params: float = 2000,
+                     max_params: float = 2e9, tolerance: float = 0.1, resolution: bool = False,
+                     **_: object) -> ModelPlan:
+    """Compound scaling (Tan & Le 2019): depth 1.2^phi, width 1.1^phi, and with `resolution`
+    on, input resolution 1.15^phi (off by default: the dataset fixes the input size)."""
+    knobs = {**knobs, "_resolution_scaling": bool(resolution)}
+    return solve_scale(arch, "efficientnet", knobs, input_shape, num_classes, params, max_params, tolerance)
