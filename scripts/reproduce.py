@@ -112,7 +112,7 @@ def run_preset(p: Preset, sweep_dir: Path, tiny: bool, fresh: bool, extra: list)
     if fresh and sweep_dir.exists():
         shutil.rmtree(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "flexnet", f"+experiment={p.name}", "-m", f"hydra.sweep.dir={sweep_dir}",
+    cmd = [sys.executable, "-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={sweep_dir}",
            *preset_overrides(p, tiny), *extra]
     t0 = time.time()
     print(f"[reproduce] {p.name}: {' '.join(cmd[1:])}", flush=True)
@@ -570,6 +570,9 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--root", type=Path, default=None,
                     help="sweep dirs go to ROOT/<preset> (default: multirun/reproduce, or "
                          "multirun/reproduce-tiny with --tiny)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="jobs at once per sweep: >1 uses hydra/launcher=local with max_parallel=JOBS "
+                         "(one torch thread each); 1 runs them one after another (basic launcher)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides passed to every preset")
     a = ap.parse_args(argv)
     for n in a.only or []:
@@ -588,7 +591,8 @@ def main(argv: Optional[list] = None) -> int:
                 runs[n] = {"rc": None, "error": f"option file(s) missing: {', '.join(miss)}", "seconds": 0.0}
                 print(f"[reproduce] {n}: skipped, missing {miss}", flush=True)
                 continue
-            runs[n] = run_preset(p, d, a.tiny, a.fresh, a.overrides)
+            launcher = ([f"hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
+            runs[n] = run_preset(p, d, a.tiny, a.fresh, [*launcher, *a.overrides])
         if d.exists() and any(d.rglob("emc.json")):
             rep = run_report(d)
             if rep["rc"] != 0:
