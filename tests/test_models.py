@@ -53,8 +53,13 @@ def scaling_cfg(law: str, params) -> dict:
     return cfg
 
 
+# solved, not trained (Zhang et al.'s construction, the min-norm kernel): their parameter counts
+# depend on the number of points and are asserted in tests/test_zhang.py
+CLOSED_FORM = {"zhang_construction", "kernel_minnorm"}
+
+
 def test_every_registered_pair_is_in_the_table_and_has_configs():
-    pairs = {(a, law) for a in ARCHS.names() for law in ARCHS.get(a).scalers}
+    pairs = {(a, law) for a in ARCHS.names() if a not in CLOSED_FORM for law in ARCHS.get(a).scalers}
     assert pairs == set(MIN_TARGET)
     for a in ARCHS.names():
         assert arch_config(a)["name"] == a
