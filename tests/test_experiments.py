@@ -1,0 +1,201 @@
+"""Experiment presets (conf/experiment) and scripts/reproduce.py.
+
+Every preset composes with the real Hydra config at every value of its sweep axes; a tiny version
+of each runs as a real CLI multirun (slow); reproduce.py --tiny writes REPRODUCTION.md.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONF, ROOT, compose, run_cli
+
+spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+reproduce = importlib.util.module_from_spec(spec)
+sys.modules["reproduce"] = reproduce
+spec.loader.exec_module(reproduce)
+
+PRESET_FILES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def _sweep(name: str) -> dict:
+    cfg = yaml.safe_load((CONF / "experiment" / f"{name}.yaml").read_text())
+    return cfg["hydra"]["sweeper"]["params"]
+
+
+def _skip_if_missing(name: str) -> None:
+    miss = reproduce.missing_options(name)
+    if miss:
+        pytest.skip(f"{name}: option file(s) not merged yet: {', '.join(miss)}")
+
+
+def test_every_preset_is_in_reproduce():
+    assert PRESET_FILES == sorted(reproduce.BY_NAME)
+    # one preset per study of the issue
+    for study in ["emc_data", "emc_labels", "emc_classes", "emc_resolution", "emc_archs", "emc_scaling_cnn",
+                  "emc_scaling_vit", "emc_activations", "emc_optimizers", "emc_regularizers", "emc_reparam",
+                  "emc_generalization", "zhang_randomization", "zhang_corruption", "zhang_regularizers",
+                  "zhang_batchnorm", "double_descent"]:
+        assert study in PRESET_FILES
+
+
+@pytest.mark.parametrize("name", PRESET_FILES)
+def test_preset_header_and_sweep(name):
+    text = (CONF / "experiment" / f"{name}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert f"+experiment={name} -m" in text            # how to run it
+    assert "hydra/launcher=slurm" in text               # the paper-scale command
+    params = _sweep(name)
+    assert "scaling.params" in params
+    assert len(params) >= 2, "a sweep over parameter counts and the study's axis"
+
+
+@pytest.mark.parametrize("name", PRESET_FILES)
+def test_preset_composes_at_every_axis_value(name):
+    _skip_if_missing(name)
+    base = compose([f"+experiment={name}"])
+    assert base["threads"] == 1
+    params = _sweep(name)
+    for key, values in params.items():
+        for v in str(values).split(","):
+            cfg = compose([f"+experiment={name}", f"{key}={v.strip()}"])
+            node = cfg
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node[part]
+            got = node[parts[-1]]
+            if isinstance(got, dict):      # a group: its option's name
+                got = got["name"]
+            want = yaml.safe_load(v.strip())
+            assert got == want or float(got) == float(want), (key, got, want)
+
+
+def test_primary_config_unchanged_without_experiment():
+    cfg = compose([])
+    assert cfg["dataset"]["name"] == "mnist1d" and cfg["arch"]["name"] == "mlp"
+    assert cfg["train"]["epochs"] == 500
+    assert "experiment" not in cfg
+
+
+def test_fixed_flags_match_presets():
+    for p in reproduce.PRESETS:
+        if reproduce.missing_options(p.name):
+            continue
+        cfg = compose([f"+experiment={p.name}"])
+        assert (cfg["search"]["name"] == "fixed") == p.fixed, p.name
+
+
+# ---------------------------------------------------------------- verdict rules on synthetic sweeps
+
+def _sweep_obj(tmp_path, rows):
+    return reproduce.Sweep("x", tmp_path, rows, {})
+
+
+def _row(opt, params, seed, emc, **kw):
+    r = {"job": f"{opt}-{params}-{seed}", "group": "", "optimizer.name": opt, "scaling.params": str(params),
+         "seed": str(seed), "emc": str(emc), "params_actual": str(params), "params_target": str(params),
+         "lower_bound": "False", "search": "bisect"}
+    r.update(kw)
+    return r
+
+
+def test_rule_more_holds_fails_inconclusive(tmp_path):
+    rows = [_row("sgd", p, s, 2 * p + s) for p in (100, 200) for s in (0, 1)] + \
+           [_row("gd", p, s, p + 3 * s) for p in (100, 200) for s in (0, 1)]
+    sw = _sweep_obj(tmp_path, rows)
+    v, txt = reproduce.rule_more(sw, {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == reproduce.HOLDS and "4 pair(s)" in txt
+    v, _ = reproduce.rule_more(sw, {"optimizer": "gd"}, {"optimizer": "sgd"})
+    assert v == reproduce.FAILS
+    noisy = [_row("sgd", 100, s, e) for s, e in [(0, 100), (1, 50)]] + [_row("gd", 100, s, 70) for s in (0, 1)]
+    v, _ = reproduce.rule_more(_sweep_obj(tmp_path, noisy), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == reproduce.INCONCL
+    one = [_row("sgd", 100, 0, 200), _row("gd", 100, 0, 100)]
+    v, txt = reproduce.rule_more(_sweep_obj(tmp_path, one), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == reproduce.INCONCL and "fewer than 2" in txt
+
+
+def test_rule_below_params(tmp_path):
+    rows = [_row("sgd", p, s, p // 3 + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
+    v, _ = reproduce.rule_below_params(_sweep_obj(tmp_path, rows), {"labeling": "semantic"})
+    assert v == reproduce.HOLDS
+    rows = [_row("sgd", p, s, 3 * p + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
+    v, _ = reproduce.rule_below_params(_sweep_obj(tmp_path, rows), {"labeling": "semantic"})
+    assert v == reproduce.FAILS
+
+
+def test_rule_double_descent(tmp_path):
+    def rows(errs):
+        return [{"job": f"{p}-{s}", "params_target": str(p), "test_accuracy": str(1 - e + 0.01 * s)}
+                for p, e in errs for s in (0, 1)]
+    peak = rows([(100, 0.5), (200, 0.7), (400, 0.4)])
+    assert reproduce.rule_double_descent(_sweep_obj(tmp_path, peak))[0] == reproduce.HOLDS
+    mono = rows([(100, 0.7), (200, 0.5), (400, 0.4)])
+    assert reproduce.rule_double_descent(_sweep_obj(tmp_path, mono))[0] == reproduce.FAILS
+
+
+# ---------------------------------------------------------------- tiny real runs
+
+def _expected_jobs(p) -> int:
+    """Number of sweep points after the tiny overrides (command line wins over the preset)."""
+    axes = {k: len(str(v).split(",")) for k, v in _sweep(p.name).items()}
+    for o in reproduce.preset_overrides(p, tiny=True):
+        k, v = o.split("=", 1)
+        if k in axes:
+            axes[k] = len(v.split(","))
+    return math.prod(axes.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESET_FILES)
+def test_tiny_preset_runs(name, tmp_path):
+    _skip_if_missing(name)
+    if name == "emc_scaling_cnn":
+        pytest.xfail("core bug (train.py, not this branch): a last minibatch of 1 sample through the ResNet's "
+                     "batch norm at 1x1 spatial size raises 'Expected more than 1 value per channel'")
+    p = reproduce.BY_NAME[name]
+    n = _expected_jobs(p)
+    assert n <= 2, "tiny versions run one or two sweep points"
+    sweep = tmp_path / name
+    r = run_cli(["-m", f"+experiment={name}", f"hydra.sweep.dir={sweep}", *reproduce.preset_overrides(p, True)],
+                cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = sorted(sweep.rglob("emc.json"))
+    assert len(results) == n
+    base = compose([f"+experiment={name}"])
+    for f in results:
+        res = json.loads(f.read_text())
+        cfg = res["config"]
+        assert cfg["search"]["name"] == base["search"]["name"]
+        assert cfg["dataset"]["name"] == base["dataset"]["name"] or "dataset" in _sweep(name)
+        assert cfg["train"]["epochs"] == 5
+        assert res["fits"] >= 1 and res["params"]["actual"] > 0
+        assert (f.parent / "fits.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_reproduce_tiny_writes_verdicts(tmp_path):
+    out = tmp_path / "REPRODUCTION.md"
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--tiny", "--jobs", "1",
+           "--only", "zhang_corruption", "--root", str(tmp_path / "mr"), "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = out.read_text()
+    row = [l for l in text.splitlines() if l.startswith("| Z3 |")]
+    assert row and any(v in row[0] for v in (reproduce.HOLDS, reproduce.FAILS, reproduce.INCONCL))
+    assert "`zhang_corruption`" in text and "## Rules" in text
+    assert (tmp_path / "mr" / "zhang_corruption" / "report" / "emc.csv").exists()
+    verdicts = json.loads((tmp_path / "mr" / "verdicts.json").read_text())
+    assert [v["id"] for v in verdicts] == ["Z3"]
+    # --skip-run re-aggregates the same sweep without running anything
+    r2 = subprocess.run([*cmd, "--skip-run"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r2.returncode == 0 and "[reproduce] zhang_corruption: -m" not in r2.stdout
+    assert "| Z3 |" in out.read_text()
