@@ -158,9 +158,6 @@ def _expected_jobs(p) -> int:
 @pytest.mark.parametrize("name", PRESET_FILES)
 def test_tiny_preset_runs(name, tmp_path):
     _skip_if_missing(name)
-    if name == "emc_scaling_cnn":
-        pytest.xfail("core bug (train.py, not this branch): a last minibatch of 1 sample through the ResNet's "
-                     "batch norm at 1x1 spatial size raises 'Expected more than 1 value per channel'")
     p = reproduce.BY_NAME[name]
     n = _expected_jobs(p)
     assert n <= 2, "tiny versions run one or two sweep points"
