@@ -33,7 +33,7 @@ class Noisy:
         return Attempt(n, a, ok, cost=float(n), status="fitted" if ok else "failed")
 
 
-@pytest.mark.parametrize("cap", [1, 100, 127, 128, 500, 1000, 3000, 9999])
+@pytest.mark.parametrize("cap", [2, 100, 127, 128, 500, 1000, 3000, 9999])
 def test_bisect_monotone_bracket_and_counts(cap):
     o = Monotone(cap)
     r = bisect_search(o, start=128, pool=10000, resolution=0.05)
@@ -70,7 +70,10 @@ def test_bisect_whole_pool_fits_is_lower_bound():
 def test_bisect_nothing_fits():
     o = Monotone(0)
     r = bisect_search(o, start=8, pool=1000)
-    assert r.emc == 0 and r.fitted is None and r.failed == 1
+    assert r.emc == 0 and r.fitted is None and r.failed == 2  # min_n: never below 2 samples
+    assert min(n for n, _ in o.calls) == 2
+    r = bisect_search(Monotone(0), start=8, pool=1000, min_n=1)
+    assert r.failed == 1
 
 
 def test_linear_monotone():

@@ -110,10 +110,12 @@ def _check_common(start: int, pool: int, max_attempts: int) -> None:
 
 @SEARCHES.register("bisect")
 def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.05, max_attempts: int = 4,
-                  regrow: float = 1.25, batch_attempts: bool = False, progress: Optional[Progress] = None,
-                  **_: Any) -> SearchResult:
+                  regrow: float = 1.25, batch_attempts: bool = False, min_n: int = 2,
+                  progress: Optional[Progress] = None, **_: Any) -> SearchResult:
     """`regrow`: after a retry rescues the bracket's failed size and no failed size is pending above
-    it, growth resumes by this factor instead of doubling (the EMC is then known to be close)."""
+    it, growth resumes by this factor instead of doubling (the EMC is then known to be close).
+    `min_n`: the smallest size tried when even small sizes fail (2: batch norm cannot train on
+    one sample); if it fails too, the EMC is reported as 0 with that failed size."""
     _check_common(start, pool, max_attempts)
     require(0 < resolution < 1, "search.resolution", resolution, "must lie in (0, 1), e.g. 0.05")
     require(regrow > 1, "search.regrow", regrow, "must be > 1 (growth factor after a rescued size, e.g. 1.25)")
@@ -121,7 +123,7 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
     pending: set[int] = set()  # sizes whose first attempt failed, retries not yet run
 
     def converged(lo: int, hi: int) -> bool:
-        return hi - lo <= max(1.0, resolution * hi)
+        return hi - lo <= max(1.0, resolution * hi) or (lo + hi) // 2 < min_n
 
     def double_from(n: int, factor: float = 2.0) -> Optional[int]:
         """Grow n (by `factor`, capped at the pool) until a first attempt fails; returns it or None."""
@@ -135,6 +137,8 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
                 pending.add(n)
                 return n
 
+    require(isinstance(min_n, int) and 1 <= min_n <= start, "search.min_n", min_n,
+            f"must be an integer in [1, search.start={start}]")
     run.hi = double_from(min(start, pool))
     while run.hi is not None:
         while not converged(run.lo, run.hi):
