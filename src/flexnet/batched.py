@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import convergence as conv
-from .optim import SCHEDULES, Stepper
+from .optim import SCHEDULES, Procedure, Stepper
 from .train import FitResult, Recipe, _Checker, _finite, batch_bounds, train_to_minimum
 
 ELEMENTWISE = {"sgd", "gd", "adam", "adamw"}
@@ -34,6 +34,7 @@ ELEMENTWISE = {"sgd", "gd", "adam", "adamw"}
 def batchable(models: list[nn.Module], recipe: Recipe) -> bool:
     p = recipe.procedure
     return (len(models) > 1 and p.optimizer in ELEMENTWISE and p.stepper_cls is Stepper
+            and type(p).loss_fn is Procedure.loss_fn
             and p.batch_transform is None and not p.post_step_hooks
             and all(len(list(m.buffers())) == 0 for m in models)
             and all(all(q.requires_grad for q in m.parameters()) for m in models))
@@ -63,6 +64,12 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
     vf = vmap(f)
     rows = torch.arange(K, device=X.device)[:, None]
 
+    def per_model_loss(logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Each model's mean training loss ([K]) in one call (the procedure's cross-entropy)."""
+        flat = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
+                                           reduction="none", label_smoothing=proc.label_smoothing)
+        return flat.view(K, -1).mean(1)
+
     def write_back(k: int) -> nn.Module:
         with torch.no_grad():
             for name, q in models[k].named_parameters():
@@ -77,7 +84,7 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                 lg = vf(params, buffers, X[:, s:s + checks.chunk])
                 yy = Y[:, s:s + checks.chunk]
                 acc += (lg.argmax(-1) == yy).sum(1)
-                loss += torch.stack([proc.loss_fn(lg[k], yy[k]).double() * yy.shape[1] for k in range(K)])
+                loss += per_model_loss(lg, yy).double() * yy.shape[1]
         return (acc / n).cpu(), (loss / n).cpu()
 
     plateaus = [conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing) for _ in range(K)]
@@ -117,7 +124,7 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                 xb, yb = X[rows, idx], Y[rows, idx]
                 opt.zero_grad(set_to_none=True)
                 logits = vf(params, buffers, xb)
-                per = torch.stack([proc.loss_fn(logits[k], yb[k]) for k in range(K)])
+                per = per_model_loss(logits, yb)
                 (per * mask).sum().backward()
                 opt.step()
                 sched.step()

@@ -179,6 +179,7 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
     bounds = batch_bounds(n, bs)
     spe = len(bounds)
+    sizes = torch.tensor([hi - lo for lo, hi in bounds], dtype=torch.float64, device=x.device)
     total_steps = max(int(budget.epochs) * spe, int(budget.min_steps))
     if g is None:
         g = torch.Generator(device=x.device).manual_seed(seed)
@@ -207,21 +208,20 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         for ep in range(round_epochs):
             model.train()
             perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-            loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-            correct = torch.zeros((), device=x.device, dtype=torch.int64)
+            losses, hits = [], []  # per-step device scalars, reduced once per epoch
             for lo, hi in bounds:
                 idx = perm[lo:hi] if perm is not None else None
                 xb, yb = (x, y) if idx is None else (x[idx], y[idx])
                 if proc.batch_transform is not None:
                     xb = proc.batch_transform(xb, g)
                 loss, logits = stepper.step(xb, yb)
-                loss_sum += loss.double() * yb.shape[0]
-                correct += (logits.argmax(1) == yb).sum()
+                losses.append(loss)
+                hits.append((logits.argmax(1) == yb).sum())
             steps += spe
             epochs += 1
-            # one host synchronisation per epoch
-            ep_loss = float(loss_sum) / n
-            online_acc = int(correct) / n
+            # one host synchronisation per epoch: batch-size-weighted mean loss, running accuracy
+            ep_loss = float(torch.stack(losses).double() @ sizes) / n
+            online_acc = int(torch.stack(hits).sum()) / n
             if not math.isfinite(ep_loss):
                 stop_reason, done = "diverged", True
                 break
