@@ -39,7 +39,7 @@ _DATA_CACHE: dict[str, Any] = {}
 
 def _build_checks(cfg: dict) -> tuple[Checks, Any]:
     c = dict(cfg)
-    grad_tol = c.pop("grad_tol", 1e-2)
+    grad_tol = c.pop("grad_tol", Checks.grad_tol)
     calib = {k: c.pop(k) for k in ("calibration_n", "calibration_factor") if k in c}
     fields = {f.name for f in dataclasses.fields(Checks)}
     unknown = sorted(set(c) - fields)
