@@ -73,3 +73,12 @@ def test_unknown_option_is_clear(tmp_path):
     assert p.returncode != 0
     assert "Traceback" not in p.stderr
     assert "arch" in p.stderr and "nosuch" in p.stderr and "mlp" in p.stderr
+
+
+def test_start_ratio_scales_the_first_size_with_the_model(tmp_path):
+    from conftest import compose
+    from flexnet.job import run_job
+
+    res = run_job(compose([*TINY, "search.start_ratio=0.1"]), tmp_path)
+    first = read_jsonl(tmp_path / "fits.jsonl")[0]
+    assert first["n"] == round(0.1 * res["params"]["actual"]) and first["attempt"] == 0

@@ -297,6 +297,12 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     strategy = SEARCHES.get(search_name)
     scfg.pop("fit_threshold", None)
     start = scfg.pop("start", 128)
+    ratio = scfg.pop("start_ratio", None)
+    if ratio is not None:  # a guess that scales with the model: start near the expected EMC
+        require(isinstance(ratio, (int, float)) and ratio > 0, "search.start_ratio", ratio,
+                "must be a positive number (search.start = ratio x actual parameters) or null")
+        start = max(2, min(s.data.pool_size, int(round(ratio * s.plan.actual))))
+        log.info("search.start_ratio=%g: starting at n=%d", ratio, start)
     result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
     journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
     if journal.replayed:
