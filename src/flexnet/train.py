@@ -34,7 +34,7 @@ class Budget:
     max_extensions: int = 2    # extra training rounds for a failure not at a verified minimum
     extension_fraction: float = 0.5  # length of one extension, as a fraction of the budget
     extension_lr_factor: float = 0.1  # its peak lr, as a fraction of the procedure's lr
-    eval_every: int = 10       # full-subset evaluation at least every k epochs ...
+    eval_every: int = 50       # full-subset evaluation at least every k epochs ...
     eval_margin: float = 0.01  # ... and whenever the running accuracy is within this of the threshold
 
     def validate(self) -> None:
