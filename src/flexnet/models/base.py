@@ -9,6 +9,7 @@ solve for ``s``.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass, field
@@ -133,12 +134,25 @@ ScalingLaw = Callable[..., ModelPlan]
 SCALINGS: Registry[ScalingLaw] = Registry("scaling")
 
 
+def _check_knobs(arch: str, build: Callable[..., nn.Module], knobs: dict) -> None:
+    """An arch setting the builder does not take (e.g. arch.channels left over from a preset for
+    another family) is a one-line config error, not a TypeError deep in the solver."""
+    params = inspect.signature(build).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL][2:]
+    unknown = sorted(k for k in knobs if k not in params)
+    if unknown:
+        raise ConfigError(f"arch.{unknown[0]}: not a setting of arch={arch}; allowed: {', '.join(allowed)}")
+
+
 def plan_model(arch_cfg: dict, scaling_cfg: dict, input_shape, num_classes: int) -> ModelPlan:
     """Resolve (arch, scaling) configs into a ModelPlan for the given data shape."""
     arch_cfg, scaling_cfg = dict(arch_cfg), dict(scaling_cfg)
     arch = arch_cfg.pop("name")
     law = scaling_cfg.pop("name")
-    ARCHS.get(arch)  # unknown arch: clear error before anything else
+    spec = ARCHS.get(arch)  # unknown arch: clear error before anything else
+    _check_knobs(arch, spec.build, arch_cfg)
     return SCALINGS.get(law)(arch=arch, knobs=arch_cfg, input_shape=tuple(input_shape),
                             num_classes=int(num_classes), **scaling_cfg)
 
