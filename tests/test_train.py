@@ -216,3 +216,15 @@ def test_batch_norm_model_survives_a_last_batch_of_one():
                                                 budget=Budget(epochs=3, min_steps=0, max_extensions=0),
                                                 checks=Checks(hessian=False)), g=torch.Generator().manual_seed(1))
     assert res.epochs == 3 and res.steps == 6
+
+
+def test_lanczos_on_a_dead_network_reports_no_spectrum():
+    """A network whose every ReLU is dead has a zero Hessian: ARPACK stops with 'starting vector
+    is zero' (info -9). That must read as "no verified minimum" (NaN), not crash the job."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3, bias=False))
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    rep = extreme_eigenvalues(model, x, y, nn.functional.cross_entropy, max_iters=40)
+    assert math.isnan(rep.min_eig) and rep.iterations >= 1

@@ -130,7 +130,7 @@ def extreme_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
     does not converge, the extreme Ritz values found so far are reported: they lie inside the
     spectrum, so a negative one still proves negative curvature.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     t0 = time.perf_counter()
     hvp, dim = hvp_operator(model, x, y, loss_fn, chunk)
@@ -154,6 +154,10 @@ def extreme_eigenvalues(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss
                      return_eigenvectors=False)
     except ArpackNoConvergence as e:  # keep what converged; a missing end is reported as NaN
         vals = np.asarray(e.eigenvalues) if len(e.eigenvalues) else np.array([np.nan])
+    except ArpackError:
+        # e.g. info -9: the Krylov vector vanished (a dead network whose Hessian is zero along v0,
+        # or non-finite products after divergence): no spectrum, so the minimum is not verified
+        vals = np.array([np.nan])
     return HessianReport(float(np.min(vals)), float(np.max(vals)), count[0], time.perf_counter() - t0)
 
 
