@@ -39,6 +39,8 @@ TINY = ["train.epochs=5", "train.min_steps=20", "train.max_extensions=0", "datas
         "convergence.patience=5", "convergence.patience_steps=20", "seed=0"]
 TINY_EMC = ["search.start=16"]       # EMC searches (bisect)
 TINY_FIXED = ["search.n=64"]         # search=fixed presets
+# the smoke-scale budget of the slow families run as parts (their rows are budget-bound lower values)
+SMOKE = ["train.epochs=100", "train.min_steps=300"]
 
 
 @dataclass
@@ -46,6 +48,9 @@ class Preset:
     name: str
     fixed: bool = False                          # search=fixed (train at one n)
     tiny: list = field(default_factory=list)     # axis overrides for --tiny (one or two sweep points)
+    # more sweeps of the same preset into <sweep dir>/<part>, each with its own overrides (for
+    # families whose smallest model is above the preset's sizes); --tiny adds TINY and seed=0
+    parts: dict = field(default_factory=dict)
 
 
 PRESETS = [
@@ -53,8 +58,11 @@ PRESETS = [
     Preset("emc_labels", tiny=["labeling=semantic,random_labels", "arch=mlp", "scaling.params=300"]),
     Preset("emc_classes", tiny=["dataset.num_classes=2", "labeling=semantic,random_labels", "scaling.params=300"]),
     Preset("emc_resolution", tiny=["dataset.resolution=null,16", "scaling.params=500"]),
-    Preset("emc_archs", tiny=["arch=mlp,cnn", "labeling=random_labels", "scaling.params=500"]),
-    Preset("emc_scaling_cnn", tiny=["scaling=width,resnet_rs", "scaling.params=20000"]),
+    Preset("emc_archs", tiny=["arch=mlp,cnn", "labeling=random_labels", "scaling.params=500", "seed=0"],
+           parts={"resnet": ["arch=resnet", "scaling.params=5000", *SMOKE],
+                  "efficientnet": ["arch=efficientnet", "scaling=efficientnet", "scaling.params=20000", *SMOKE]}),
+    Preset("emc_scaling_cnn", tiny=["scaling=width,resnet_rs", "scaling.params=30000"],
+           parts={"efficientnet": ["arch=efficientnet", "~arch.channels", "~arch.stem_width", "scaling=efficientnet"]}),
     Preset("emc_scaling_vit", tiny=["scaling=width,sovit", "scaling.params=5000"]),
     Preset("emc_activations", tiny=["arch.activation=relu,sigmoid", "scaling.params=300"]),
     Preset("emc_optimizers", tiny=["optimizer=sgd,gd", "labeling=semantic", "scaling.params=300"]),
@@ -71,7 +79,13 @@ PRESETS = [
 BY_NAME = {p.name: p for p in PRESETS}
 
 
-def preset_overrides(p: Preset, tiny: bool) -> list:
+def preset_overrides(p: Preset, tiny: bool, part: Optional[str] = None) -> list:
+    if part is not None:
+        extra = p.parts[part]
+        if tiny:   # one sweep point: the part's first size, one labeling where the preset sweeps it
+            extra = [o.split(",")[0] if o.startswith("scaling.params=") else o for o in extra]
+            extra += ["seed=0", *[o for o in p.tiny if o.startswith("labeling=")]]
+        return [*extra, *(TINY if tiny else []), *((TINY_FIXED if p.fixed else TINY_EMC) if tiny else [])]
     if not tiny:
         return []
     return [*TINY, *(TINY_FIXED if p.fixed else TINY_EMC), *p.tiny]
@@ -109,22 +123,34 @@ def _env() -> dict:
 
 
 def run_preset(p: Preset, sweep_dir: Path, tiny: bool, fresh: bool, extra: list) -> dict:
+    """The preset's sweep into sweep_dir, then each of its parts into sweep_dir/<part>."""
     if fresh and sweep_dir.exists():
         shutil.rmtree(sweep_dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={sweep_dir}",
-           *preset_overrides(p, tiny), *extra]
-    t0 = time.time()
-    print(f"[reproduce] {p.name}: {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=_env())
-    secs = time.time() - t0
-    (sweep_dir / "reproduce.log").write_text(f"$ {' '.join(cmd)}\n# rc={proc.returncode} seconds={secs:.1f}\n"
-                                             f"{proc.stdout}\n--- stderr ---\n{proc.stderr}")
-    info = {"rc": proc.returncode, "seconds": secs, "command": " ".join(["python", *cmd[1:]])}
-    if proc.returncode != 0:
-        info["error"] = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1][:300]
-    print(f"[reproduce] {p.name}: rc={proc.returncode} in {secs:.0f}s", flush=True)
+    info = {"rc": 0, "seconds": 0.0, "commands": []}
+    for part in [None, *p.parts]:
+        d = sweep_dir if part is None else sweep_dir / part
+        d.mkdir(parents=True, exist_ok=True)
+        label = p.name if part is None else f"{p.name}/{part}"
+        cmd = [sys.executable, "-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={d}",
+               *preset_overrides(p, tiny, part), *extra]
+        t0 = time.time()
+        print(f"[reproduce] {label}: {' '.join(cmd[1:])}", flush=True)
+        proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=_env())
+        secs = time.time() - t0
+        (d / "reproduce.log").write_text(f"$ {' '.join(cmd)}\n# rc={proc.returncode} seconds={secs:.1f}\n"
+                                         f"{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+        info["seconds"] += secs
+        info["commands"].append(" ".join(["python", *[_quote(c) for c in cmd[1:]]]))
+        if proc.returncode != 0:
+            info["rc"] = proc.returncode
+            info.setdefault("error", f"{label}: " + (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1][:300])
+        print(f"[reproduce] {label}: rc={proc.returncode} in {secs:.0f}s", flush=True)
+    info["command"] = "; ".join(info["commands"])
     return info
+
+
+def _quote(arg: str) -> str:
+    return f"'{arg}'" if any(c in arg for c in "~[]* ") else arg
 
 
 def run_report(sweep_dir: Path) -> dict:
@@ -504,6 +530,18 @@ def _rel(p: Optional[str], base: Path) -> str:
         return p
 
 
+def _budgets(sw: Sweep) -> str:
+    """The distinct training budgets (and pool sizes) of a sweep's jobs, read from their emc.json."""
+    seen = []
+    for r in sw.rows:
+        j = _job_json(sw, r)
+        t = (j.get("config") or {}).get("train") or {}
+        b = f"{t.get('epochs')}/{t.get('min_steps')}/{t.get('max_extensions')}, pool {j.get('pool_size')}"
+        if b not in seen:
+            seen.append(b)
+    return "; ".join(seen)
+
+
 def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, total_s: float) -> list:
     base = out.parent.resolve()
     lines = ["# Reproduction of the EMC paper and of Zhang et al. (2017) at CPU scale", ""]
@@ -539,8 +577,11 @@ def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, 
         lines.append(f"| {f.id} | {f.source} | {f.claim} | `{f.preset}` | {measured.replace('|', '/')} | "
                      f"{_rel(fig, base) if fig else '(none)'} | **{verdict}** |")
     lines += ["", "## Rules (fixed before the runs; never tuned to the numbers)", "", RULES_TEXT,
-              "## Sweeps", "", "| preset | jobs | unverified attempts | status | wall time | command |",
-              "|---|---|---|---|---|---|"]
+              "## Sweeps", "",
+              "Budget: epochs / minimum optimizer steps / extensions of one fit attempt, and the training pool "
+              "(max samples; an EMC equal to it is a lower bound).", "",
+              "| preset | jobs | unverified attempts | budget | status | wall time | command |",
+              "|---|---|---|---|---|---|---|"]
     for p in PRESETS:
         if p.name not in runs and p.name not in sweeps:
             continue
@@ -550,7 +591,7 @@ def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, 
         status = "ok" if sw and info.get("rc", 0) == 0 else (info.get("error") or info.get("report_error")
                                                             or "not run")
         secs = info.get("seconds")
-        lines.append(f"| `{p.name}` | {jobs} | {unv} | {str(status).replace('|', '/')} | "
+        lines.append(f"| `{p.name}` | {jobs} | {unv} | {_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
                      f"{'%.0f s' % secs if secs is not None else '(skipped)'} | "
                      f"`{info.get('command') or 'python -m flexnet +experiment=' + p.name + ' -m'}` |")
     lines += ["", "Per-sweep tables (emc.csv, groups.csv, report.json, emc.md) and figures are in "

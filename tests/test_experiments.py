@@ -93,6 +93,38 @@ def test_fixed_flags_match_presets():
         assert (cfg["search"]["name"] == "fixed") == p.fixed, p.name
 
 
+def _points(name: str, part=None) -> list:
+    """Every sweep point of a preset (or of one of its parts) as a list of overrides, restricted to
+    the keys that decide the model (arch, scaling, dataset), deduplicated."""
+    axes = dict(_sweep(name))
+    fixed = []
+    for o in (reproduce.BY_NAME[name].parts[part] if part else []):
+        k, v = o.split("=", 1) if "=" in o else (o, None)
+        if v is not None and "," in v:
+            axes[k] = v
+        else:
+            axes.pop(k.lstrip("~+"), None)
+            fixed.append(o)
+    keys = [k for k in axes if k.split(".")[0] in ("arch", "scaling", "dataset")]
+    vals = [[v.strip() for v in str(axes[k]).split(",")] for k in keys]
+    return [fixed + [f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*vals)]
+
+
+PARTS = [(p.name, part) for p in reproduce.PRESETS for part in [None, *p.parts]]
+
+
+@pytest.mark.parametrize("name,part", PARTS)
+def test_every_sweep_point_builds(name, part):
+    """Each (arch, scaling, size, data) point of every preset and part resolves to a model: a size
+    below a family's floor, or a law the family lacks, would fail those jobs of `make reproduce`."""
+    from flexnet.describe import describe
+
+    _skip_if_missing(name)
+    for point in _points(name, part):
+        d = describe([f"+experiment={name}", *point])
+        assert d["params"]["actual"] > 0, point
+
+
 # ---------------------------------------------------------------- verdict rules on synthetic sweeps
 
 def _sweep_obj(tmp_path, rows):
@@ -176,6 +208,23 @@ def test_tiny_preset_runs(name, tmp_path):
         assert cfg["train"]["epochs"] == 5
         assert res["fits"] >= 1 and res["params"]["actual"] > 0
         assert (f.parent / "fits.jsonl").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,part", [x for x in PARTS if x[1] is not None])
+def test_tiny_preset_part_runs(name, part, tmp_path):
+    """A preset's extra sweeps (families above the preset's sizes) run too, into <dir>/<part>."""
+    p = reproduce.BY_NAME[name]
+    sweep = tmp_path / name
+    info = reproduce.run_preset(reproduce.Preset(name, p.fixed, p.tiny, {part: p.parts[part]}), sweep,
+                                tiny=True, fresh=False, extra=[])
+    assert info["rc"] == 0, (sweep / "reproduce.log").read_text()[-3000:] if (sweep / "reproduce.log").exists() else info
+    results = sorted((sweep / part).rglob("emc.json"))
+    assert 1 <= len(results) <= 2
+    want = [o.split("=", 1)[1] for o in p.parts[part] if o.startswith("arch=")]
+    for f in results:
+        assert json.loads(f.read_text())["config"]["arch"]["name"] == want[0]
+    assert len(info["commands"]) == 2 and f"hydra.sweep.dir={sweep / part}" in info["commands"][1]
 
 
 @pytest.mark.slow
