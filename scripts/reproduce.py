@@ -22,6 +22,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,14 +138,40 @@ def run_preset(p: Preset, sweep_dir: Path, tiny: bool, fresh: bool, extra: list)
         print(f"[reproduce] {label}: {' '.join(cmd[1:])}", flush=True)
         proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=_env())
         secs = time.time() - t0
-        (d / "reproduce.log").write_text(f"$ {' '.join(cmd)}\n# rc={proc.returncode} seconds={secs:.1f}\n"
-                                         f"{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+        with open(d / "reproduce.log", "a") as log:   # appended: a resumed sweep keeps its earlier runs
+            log.write(f"$ {' '.join(cmd)}\n# rc={proc.returncode} seconds={secs:.1f}\n"
+                      f"{proc.stdout}\n--- stderr ---\n{proc.stderr}\n")
         info["seconds"] += secs
         info["commands"].append(" ".join(["python", *[_quote(c) for c in cmd[1:]]]))
         if proc.returncode != 0:
             info["rc"] = proc.returncode
             info.setdefault("error", f"{label}: " + (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1][:300])
         print(f"[reproduce] {label}: rc={proc.returncode} in {secs:.0f}s", flush=True)
+    info["command"] = "; ".join(info["commands"])
+    return info
+
+
+def logged_runs(sweep_dir: Path) -> Optional[dict]:
+    """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's and its parts'):
+    total seconds over every run (a resumed sweep counts each run), the last rc and the commands."""
+    logs = sorted(sweep_dir.glob("*reproduce.log")) + sorted(sweep_dir.glob("*/reproduce.log"))
+    if not logs:
+        return None
+    info = {"rc": 0, "seconds": 0.0, "commands": [], "runs": 0}
+    for log in logs:
+        cmd, last = None, 0
+        for line in log.read_text().splitlines():
+            if line.startswith("$ "):
+                cmd = line[2:].split(" ", 1)[1] if " " in line[2:] else line[2:]
+            m = re.match(r"# rc=(-?\d+|None) seconds=([0-9.]+)$", line)
+            if m:
+                info["seconds"] += float(m.group(2))
+                info["runs"] += 1
+                last = None if m.group(1) == "None" else int(m.group(1))   # this sweep's latest run
+                if cmd and f"python {cmd}" not in info["commands"]:
+                    info["commands"].append(f"python {cmd}")
+        if last != 0 and info["rc"] == 0:
+            info["rc"] = last
     info["command"] = "; ".join(info["commands"])
     return info
 
@@ -238,15 +265,35 @@ def paired_log_ratio(sw: Sweep, a: dict, b: dict) -> dict:
 
     A = {key(r): r for r in emc_rows if _match(r, a)}
     B = {key(r): r for r in emc_rows if _match(r, b)}
-    diffs, lower = [], 0
+    diffs, lower, bound = [], 0, [0, 0]
     for k in sorted(set(A) & set(B), key=str):
         ea, eb = _f(A[k]["emc"]), _f(B[k]["emc"])
         if not ea or not eb:
             continue
         diffs.append(math.log10(ea / eb))
         lower += (A[k].get("lower_bound") == "True") + (B[k].get("lower_bound") == "True")
+        bound[0] += budget_bound(sw, A[k])
+        bound[1] += budget_bound(sw, B[k])
     m, se, n = mean_se(diffs)
-    return {"mean": m, "se": se, "pairs": n, "lower_bounds": lower, "diffs": diffs}
+    return {"mean": m, "se": se, "pairs": n, "lower_bounds": lower, "diffs": diffs, "budget_bound": bound}
+
+
+def budget_bound(sw: Sweep, r: dict) -> bool:
+    """Did an attempt at the job's failed size run out of budget before a verified minimum? Then the
+    size was not shown unfittable (a longer budget might fit it): the EMC is budget-bound."""
+    failed = _f(r.get("bracket_failed"))
+    if failed is None:
+        return False
+    try:
+        lines = (sw.dir / r["job"] / "fits.jsonl").read_text().splitlines()
+    except (OSError, KeyError):
+        return False
+    for line in lines:
+        if line.strip():
+            a = json.loads(line)
+            if a.get("n") == int(failed) and a.get("status") == "unverified":
+                return True
+    return False
 
 
 ROW_FIELDS = ["params_target", "params_actual", "emc", "bracket_fitted", "bracket_failed", "lower_bound",
@@ -263,7 +310,10 @@ RULES_TEXT = """\
   on every other swept key (parameter count, seed, other axes); d = log10(EMC_A / EMC_B) per pair;
   mean d and its standard error (SE) over the pairs. **holds** if mean d > 2 SE, **does not hold**
   if mean d < -2 SE, otherwise (or with fewer than 2 pairs) **inconclusive**. Pairs in which a job
-  fitted the whole pool (EMC only a lower bound) are counted and listed.
+  fitted the whole pool (EMC only a lower bound) are counted and listed, and so are *budget-bound*
+  EMCs: jobs where an attempt at the bracket's failed size ran out of budget before reaching a
+  verified minimum (the size was not shown unfittable; a longer budget might fit it). Neither
+  changes the verdict; both say how far it rests on the CPU budget.
 * **EMC below the parameter count**: r = log10(EMC / actual parameters) per job; **holds** if
   mean r + 2 SE < 0, **does not hold** if mean r - 2 SE > 0, otherwise **inconclusive**.
 * **Generalisation**: Pearson r (from the report) between the percent increase of EMC from random
@@ -293,7 +343,9 @@ def rule_more(sw: Sweep, a: dict, b: dict) -> tuple:
     r = paired_log_ratio(sw, a, b)
     m, se, n = r["mean"], r["se"], r["pairs"]
     txt = (f"mean log10(EMC {_lbl(a)} / EMC {_lbl(b)}) = {_ci(m, se)} over {n} pair(s)"
-           + (f"; {r['lower_bounds']} lower-bound job(s)" if r["lower_bounds"] else ""))
+           + (f"; {r['lower_bounds']} lower-bound job(s)" if r["lower_bounds"] else "")
+           + (f"; budget-bound EMCs: {r['budget_bound'][0]}/{n} of {_lbl(a)}, {r['budget_bound'][1]}/{n} of {_lbl(b)}"
+              if any(r["budget_bound"]) else ""))
     if n < 2 or not math.isfinite(se):
         return INCONCL, txt + " (fewer than 2 pairs)"
     if m > 2 * se:
@@ -308,7 +360,7 @@ def _lbl(sel: dict) -> str:
 
 
 def rule_below_params(sw: Sweep, sel: dict) -> tuple:
-    rs, lower = [], 0
+    rs, lower, bound = [], 0, 0
     for r in sw.rows:
         if r.get("search") == "fixed" or not _match(r, sel):
             continue
@@ -316,11 +368,14 @@ def rule_below_params(sw: Sweep, sel: dict) -> tuple:
         if e and p:
             rs.append(math.log10(e / p))
             lower += r.get("lower_bound") == "True"
+            bound += budget_bound(sw, r)
     m, se, n = mean_se(rs)
     txt = (f"mean log10(EMC / params) = {_ci(m, se)} over {n} job(s) ({_lbl(sel)}); EMC/params from "
            f"{min(10 ** x for x in rs):.2f} to {max(10 ** x for x in rs):.2f}" if rs else "no jobs")
     if lower:
         txt += f"; {lower} lower-bound job(s)"
+    if bound:
+        txt += f"; {bound} budget-bound EMC(s)"
     if n < 2 or not math.isfinite(se):
         return INCONCL, txt
     if m + 2 * se < 0:
@@ -481,7 +536,8 @@ FINDINGS = [
     Finding("P2", "Shwartz-Ziv et al. 2024 (headline 2)",
             "CNNs are more parameter-efficient than MLPs (and ViTs), even on randomly labelled data.",
             "emc_archs", lambda s: rule_more(s, {"arch": "cnn"}, {"arch": "mlp"}), "emc_vs_params",
-            "more seeds and image data larger than 8x8 digits (CIFAR-10), so that pools are not exhausted"),
+            "the default budget (500 epochs / 3000 steps) or longer: the 1-D CNN trains far slower per step than "
+            "the MLP, so its EMCs here are budget-bound; then more seeds and CIFAR-10"),
     Finding("P3", "Shwartz-Ziv et al. 2024 (headline 3)",
             "SGD finds minima that fit more training data than full-batch gradient descent.",
             "emc_optimizers", lambda s: rule_more(s, {"optimizer": "sgd"}, {"optimizer": "gd"}), "log_emc",
@@ -545,9 +601,11 @@ def _budgets(sw: Sweep) -> str:
 def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, total_s: float) -> list:
     base = out.parent.resolve()
     lines = ["# Reproduction of the EMC paper and of Zhang et al. (2017) at CPU scale", ""]
+    swept = sum(float(r.get("seconds") or 0.0) for r in runs.values())
     lines.append(f"Written by `python scripts/reproduce.py{' --tiny' if tiny else ''}` "
                  f"({time.strftime('%Y-%m-%d %H:%M')}); sweeps under `{_rel(str(root), base)}/`; "
-                 f"{total_s / 60:.1f} minutes of wall time for this invocation.")
+                 f"{total_s / 60:.1f} minutes of wall time for this invocation; the sweeps' own runs "
+                 f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes.")
     if tiny:
         lines += ["", "**--tiny: smoke-test budgets (5 epochs, one or two sweep points). These numbers say "
                       "nothing about the findings.**"]
@@ -643,6 +701,8 @@ def main(argv: Optional[list] = None) -> int:
             sweeps[n] = sw
         elif a.skip_run:
             runs.setdefault(n, {})["error"] = f"no finished jobs under {d}"
+        if a.skip_run and d.exists():
+            runs.setdefault(n, {}).update(logged_runs(d) or {})
     verdicts = write_markdown(a.out.resolve(), root, runs, sweeps, a.tiny, time.time() - t0)
     (root).mkdir(parents=True, exist_ok=True)
     (root / "verdicts.json").write_text(json.dumps(verdicts, indent=2) + "\n")

@@ -244,4 +244,11 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     # --skip-run re-aggregates the same sweep without running anything
     r2 = subprocess.run([*cmd, "--skip-run"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r2.returncode == 0 and "[reproduce] zhang_corruption: -m" not in r2.stdout
-    assert "| Z3 |" in out.read_text()
+    text2 = out.read_text()
+    assert "| Z3 |" in text2
+    # the sweep's own wall time and command come from its reproduce.log, not "(skipped)"
+    row = [l for l in text2.splitlines() if l.startswith("| `zhang_corruption` |")][0]
+    secs = float(row.split("|")[6].strip().rstrip(" s"))
+    logged = reproduce.logged_runs(tmp_path / "mr" / "zhang_corruption")
+    assert logged["runs"] == 1 and logged["rc"] == 0 and abs(secs - logged["seconds"]) < 1
+    assert "+experiment=zhang_corruption" in row
