@@ -33,6 +33,7 @@ from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+NOTES = ROOT / "docs" / "reproduce_notes.md"
 
 # Overrides of --tiny: budgets that make every job take seconds (the sweep axes are cut by the
 # per-preset `tiny` lists below to one or two points).
@@ -651,9 +652,12 @@ def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, 
         secs = info.get("seconds")
         lines.append(f"| `{p.name}` | {jobs} | {unv} | {_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
                      f"{'%.0f s' % secs if secs is not None else '(skipped)'} | "
-                     f"`{info.get('command') or 'python -m flexnet +experiment=' + p.name + ' -m'}` |")
+                     f"`{(info.get('command') or 'python -m flexnet +experiment=' + p.name + ' -m').replace(str(ROOT) + os.sep, '')}` |")
     lines += ["", "Per-sweep tables (emc.csv, groups.csv, report.json, emc.md) and figures are in "
                   "`<sweep dir>/report/`.", ""]
+    if not tiny and NOTES.exists():   # reading of the numbers, written by hand after a run
+        lines += [f"## Notes on this run (hand-written: `{_rel(str(NOTES), base)}`)", "",
+                  NOTES.read_text().strip(), ""]
     out.write_text("\n".join(lines))
     return verdicts
 
