@@ -82,15 +82,15 @@ BY_NAME = {p.name: p for p in PRESETS}
 
 
 def preset_overrides(p: Preset, tiny: bool, part: Optional[str] = None) -> list:
-    if part is not None:
-        extra = p.parts[part]
-        if tiny:   # one sweep point: the part's first size, one labeling where the preset sweeps it
-            extra = [o.split(",")[0] if o.startswith("scaling.params=") else o for o in extra]
-            extra += ["seed=0", *[o for o in p.tiny if o.startswith("labeling=")]]
-        return [*extra, *(TINY if tiny else []), *((TINY_FIXED if p.fixed else TINY_EMC) if tiny else [])]
-    if not tiny:
-        return []
-    return [*TINY, *(TINY_FIXED if p.fixed else TINY_EMC), *p.tiny]
+    """Overrides of one sweep: the preset's own (part None) or one part's; --tiny cuts budgets and axes."""
+    tiny_budget = [*TINY, *(TINY_FIXED if p.fixed else TINY_EMC)] if tiny else []
+    if part is None:
+        return [*tiny_budget, *p.tiny] if tiny else []
+    extra = p.parts[part]
+    if tiny:   # one sweep point: the part's first size, one labeling where the preset sweeps it
+        extra = [o.split(",")[0] if o.startswith("scaling.params=") else o for o in extra]
+        extra += ["seed=0", *[o for o in p.tiny if o.startswith("labeling=")]]
+    return [*extra, *tiny_budget]
 
 
 def missing_options(name: str) -> list:
@@ -124,56 +124,65 @@ def _env() -> dict:
     return e
 
 
+def run_sweep(p: Preset, part: Optional[str], sweep_dir: Path, tiny: bool, extra: list) -> dict:
+    """One Hydra multirun of preset p (or of one of its parts, into sweep_dir/<part>); its command,
+    rc and wall time are appended to that directory's reproduce.log."""
+    d = sweep_dir if part is None else sweep_dir / part
+    d.mkdir(parents=True, exist_ok=True)
+    label = p.name if part is None else f"{p.name}/{part}"
+    args = ["-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={d}",
+            *preset_overrides(p, tiny, part), *extra]
+    command = " ".join(["python", *[_quote(a) for a in args]])
+    t0 = time.time()
+    print(f"[reproduce] {label}: {' '.join(args)}", flush=True)
+    proc = subprocess.run([sys.executable, *args], cwd=str(ROOT), capture_output=True, text=True, env=_env())
+    secs = time.time() - t0
+    with open(d / "reproduce.log", "a") as log:   # appended: a resumed sweep keeps its earlier runs
+        log.write(f"$ {command}\n# rc={proc.returncode} seconds={secs:.1f}\n"
+                  f"{proc.stdout}\n--- stderr ---\n{proc.stderr}\n")
+    print(f"[reproduce] {label}: rc={proc.returncode} in {secs:.0f}s", flush=True)
+    info = {"rc": proc.returncode, "seconds": secs, "commands": [command]}
+    if proc.returncode != 0:
+        info["error"] = f"{label}: " + (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1][:300]
+    return info
+
+
 def run_preset(p: Preset, sweep_dir: Path, tiny: bool, fresh: bool, extra: list) -> dict:
     """The preset's sweep into sweep_dir, then each of its parts into sweep_dir/<part>."""
     if fresh and sweep_dir.exists():
         shutil.rmtree(sweep_dir)
     info = {"rc": 0, "seconds": 0.0, "commands": []}
     for part in [None, *p.parts]:
-        d = sweep_dir if part is None else sweep_dir / part
-        d.mkdir(parents=True, exist_ok=True)
-        label = p.name if part is None else f"{p.name}/{part}"
-        cmd = [sys.executable, "-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={d}",
-               *preset_overrides(p, tiny, part), *extra]
-        t0 = time.time()
-        print(f"[reproduce] {label}: {' '.join(cmd[1:])}", flush=True)
-        proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=_env())
-        secs = time.time() - t0
-        with open(d / "reproduce.log", "a") as log:   # appended: a resumed sweep keeps its earlier runs
-            log.write(f"$ {' '.join(cmd)}\n# rc={proc.returncode} seconds={secs:.1f}\n"
-                      f"{proc.stdout}\n--- stderr ---\n{proc.stderr}\n")
-        info["seconds"] += secs
-        info["commands"].append(" ".join(["python", *[_quote(c) for c in cmd[1:]]]))
-        if proc.returncode != 0:
-            info["rc"] = proc.returncode
-            info.setdefault("error", f"{label}: " + (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1][:300])
-        print(f"[reproduce] {label}: rc={proc.returncode} in {secs:.0f}s", flush=True)
-    info["command"] = "; ".join(info["commands"])
+        r = run_sweep(p, part, sweep_dir, tiny, extra)
+        info["seconds"] += r["seconds"]
+        info["commands"] += r["commands"]
+        if r["rc"] != 0:
+            info["rc"] = r["rc"]
+            info.setdefault("error", r["error"])
     return info
 
 
 def logged_runs(sweep_dir: Path) -> Optional[dict]:
     """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's and its parts'):
     total seconds over every run (a resumed sweep counts each run), the last rc and the commands."""
-    logs = sorted(sweep_dir.glob("*reproduce.log")) + sorted(sweep_dir.glob("*/reproduce.log"))
+    logs = [f for f in [sweep_dir / "reproduce.log", *sorted(sweep_dir.glob("*/reproduce.log"))] if f.exists()]
     if not logs:
         return None
     info = {"rc": 0, "seconds": 0.0, "commands": [], "runs": 0}
     for log in logs:
         cmd, last = None, 0
         for line in log.read_text().splitlines():
-            if line.startswith("$ "):
-                cmd = line[2:].split(" ", 1)[1] if " " in line[2:] else line[2:]
+            if line.startswith("$ "):   # the interpreter's path in logs of earlier versions reads as python
+                cmd = "python " + line[2:].split(" ", 1)[-1]
             m = re.match(r"# rc=(-?\d+|None) seconds=([0-9.]+)$", line)
             if m:
                 info["seconds"] += float(m.group(2))
                 info["runs"] += 1
                 last = None if m.group(1) == "None" else int(m.group(1))   # this sweep's latest run
-                if cmd and f"python {cmd}" not in info["commands"]:
-                    info["commands"].append(f"python {cmd}")
+                if cmd and cmd not in info["commands"]:
+                    info["commands"].append(cmd)
         if last != 0 and info["rc"] == 0:
             info["rc"] = last
-    info["command"] = "; ".join(info["commands"])
     return info
 
 
@@ -652,7 +661,7 @@ def write_markdown(out: Path, root: Path, runs: dict, sweeps: dict, tiny: bool, 
         secs = info.get("seconds")
         lines.append(f"| `{p.name}` | {jobs} | {unv} | {_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
                      f"{'%.0f s' % secs if secs is not None else '(skipped)'} | "
-                     f"`{(info.get('command') or 'python -m flexnet +experiment=' + p.name + ' -m').replace(str(ROOT) + os.sep, '')}` |")
+                     f"`{('; '.join(info.get('commands') or []) or 'python -m flexnet +experiment=' + p.name + ' -m').replace(str(ROOT) + os.sep, '')}` |")
     lines += ["", "Per-sweep tables (emc.csv, groups.csv, report.json, emc.md) and figures are in "
                   "`<sweep dir>/report/`.", ""]
     if not tiny and NOTES.exists():   # reading of the numbers, written by hand after a run

@@ -216,15 +216,15 @@ def test_tiny_preset_part_runs(name, part, tmp_path):
     """A preset's extra sweeps (families above the preset's sizes) run too, into <dir>/<part>."""
     p = reproduce.BY_NAME[name]
     sweep = tmp_path / name
-    info = reproduce.run_preset(reproduce.Preset(name, p.fixed, p.tiny, {part: p.parts[part]}), sweep,
-                                tiny=True, fresh=False, extra=[])
-    assert info["rc"] == 0, (sweep / "reproduce.log").read_text()[-3000:] if (sweep / "reproduce.log").exists() else info
+    info = reproduce.run_sweep(p, part, sweep, tiny=True, extra=[])
+    assert info["rc"] == 0, (sweep / part / "reproduce.log").read_text()[-3000:]
     results = sorted((sweep / part).rglob("emc.json"))
-    assert 1 <= len(results) <= 2
+    assert 1 <= len(results) <= 2 and not (sweep / "0").exists()   # the part only, in its own dir
     want = [o.split("=", 1)[1] for o in p.parts[part] if o.startswith("arch=")]
     for f in results:
         assert json.loads(f.read_text())["config"]["arch"]["name"] == want[0]
-    assert len(info["commands"]) == 2 and f"hydra.sweep.dir={sweep / part}" in info["commands"][1]
+    assert f"hydra.sweep.dir={sweep / part}" in info["commands"][0]
+    assert reproduce.logged_runs(sweep)["commands"] == info["commands"]
 
 
 @pytest.mark.slow
