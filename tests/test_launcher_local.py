@@ -73,3 +73,44 @@ def test_failing_job_is_reported_with_its_log_and_others_still_shown(tmp_path):
     assert err_logs and all(p.exists() for p in err_logs), log[-3000:]
     assert any("scaling.params" in p.read_text() for p in err_logs)
     assert (tmp_path / "sweep" / "1" / "error.txt").exists()
+
+
+# submitit's own signal handling (its local job environment, whose handler checkpoints, "requeues" and
+# exits like the Slurm one) in a process that has finished its work and then gets the timeout signal
+_LATE_SIGNAL = """
+import os, signal, sys, time
+import submitit
+from submitit.core.utils import DelayedSubmission
+from hydra_plugins.flexnet_launcher.launcher import ignore_late_preemption_signal
+
+class Job:
+    def __call__(self):
+        return 1
+    def checkpoint(self):
+        return DelayedSubmission(self)
+
+env = submitit.JobEnvironment()
+delayed = DelayedSubmission(Job())
+delayed.set_timeout(1, 3)
+env._handle_signals(env.paths, delayed)
+delayed.result()
+if sys.argv[1] == "done":
+    ignore_late_preemption_signal()
+os.kill(os.getpid(), submitit.JobEnvironment._usr_sig())
+time.sleep(0.5)
+print("exited normally")
+"""
+
+
+@pytest.mark.parametrize("after_return", [True, False])
+def test_a_timeout_signal_after_the_job_returned_does_not_fail_it(tmp_path, after_return):
+    """Slurm's timeout signal can land after the job's work returned (while submitit pickles the result
+    and exits): it made a finished job FAILED in CI. The launcher ignores it from then on."""
+    (tmp_path / "sub").mkdir()
+    env = {**_env(), "SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": "7", "SUBMITIT_FOLDER": str(tmp_path / "sub")}
+    r = subprocess.run([sys.executable, "-c", _LATE_SIGNAL, "done" if after_return else "running"], env=env,
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if after_return:
+        assert r.returncode == 0 and "exited normally" in r.stdout, r.stderr[-2000:]
+    else:  # while the job runs, submitit's handler still checkpoints and requeues (exits non-zero)
+        assert r.returncode != 0 and "Requeued job 7" in r.stdout + r.stderr, (r.returncode, r.stderr[-2000:])

@@ -39,6 +39,28 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {last}" if last else type(exc).__name__
 
 
+def ignore_late_preemption_signal() -> None:
+    """In a job's process once its work has returned: ignore submitit's preemption/timeout signal.
+
+    submitit keeps its handler (checkpoint, `scontrol requeue`, exit -1) installed while it pickles the
+    result and exits, and Python restores the signal's default action (terminate) while it shuts down;
+    Slurm's timeout signal arriving in that window turned a finished job into a FAILED (or needlessly
+    requeued) one. Ignored from here on, the finished job exits 0 and Slurm records it COMPLETED.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread (submitit runs jobs there)
+    try:
+        import submitit
+
+        sig = submitit.JobEnvironment._usr_sig()  # SUBMITIT_PREEMPT_SIGNAL, USR2 by default
+    except Exception:
+        sig = signal.SIGUSR2
+    signal.signal(sig, signal.SIG_IGN)
+
+
 class _FlexnetLauncher(BaseSubmititLauncher):
     _OWN_KEYS: tuple = ("poll_s",)
 
@@ -46,6 +68,13 @@ class _FlexnetLauncher(BaseSubmititLauncher):
         own = {k: params.pop(k) for k in list(params) if k in self._OWN_KEYS}
         super().__init__(**params)
         self.own = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in own.items()}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """The submitted callable (runs in the job's process); see ignore_late_preemption_signal."""
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            ignore_late_preemption_signal()
 
     # ------------------------------------------------------------------ executor
     def _executor(self) -> Any:
