@@ -97,7 +97,7 @@ def test_journal_drops_a_line_cut_by_a_kill_and_appends_cleanly(tmp_path):
     path.write_bytes(full + third[: len(third) // 2])  # as if killed mid-write
 
     j2 = Journal(path, "h1")
-    assert sorted(j2.replayed) == [(8, 0), (16, 0)]
+    assert sorted(j2.replayed) == [(0, 8, 0), (0, 16, 0)]  # (trial, n, attempt)
     assert j2.get(12, 0) is None
     assert path.read_bytes() == full  # the broken tail is gone
     j2.append({"n": 12, "attempt": 0, "status": "fitted"})

@@ -26,6 +26,7 @@ from .models import plan_model
 from .optim import apply_reparam, budget_factor, build_procedure
 from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
+from .trials import run_trials
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
 
 log = logging.getLogger("flexnet")
@@ -147,11 +148,21 @@ def calibrate_grad_tol(s: Setup) -> dict:
 class Oracle:
     """n, attempt -> Attempt: a fresh subset and init per attempt, trained to a minimum."""
 
-    def __init__(self, s: Setup, journal: Journal, logger, curve_path: Optional[Path] = None):
+    def __init__(self, s: Setup, journal: Journal, logger, curve_path: Optional[Path] = None,
+                 trial: Optional[int] = None):
         self.s, self.journal, self.logger = s, journal, logger
         self.curve_path = curve_path
+        self.trial = trial  # search.trials > 1: this trial's number (its attempt seeds), recorded
         self.replayed = 0
         self.reparam_info: dict = {}
+
+    def seed(self, n: int, attempt: int) -> int:
+        """The attempt's seed: from (run seed, n, attempt), and the trial number for trials after the first."""
+        extra = (self.trial,) if self.trial else ()
+        return derive_seed(self.s.cfg["seed"], n, attempt, *extra)
+
+    def _tag(self) -> dict:
+        return {} if self.trial is None else {"trial": self.trial}
 
     def _curve_callback(self, n: int, attempt: int, x, y, best: dict):
         """Per-epoch learning curve: loss and accuracy on the stream trained on, clean train
@@ -164,14 +175,14 @@ class Oracle:
             test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
             if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
                 best.update(best_test_acc=test_acc, best_test_epoch=m["epoch"])
-            rec = {"n": n, "attempt": attempt, **m, "train_acc": train_acc, "test_acc": test_acc}
+            rec = {**self._tag(), "n": n, "attempt": attempt, **m, "train_acc": train_acc, "test_acc": test_acc}
             with open(self.curve_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
         return cb
 
     def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
-        old = self.journal.get(n, attempt)
+        old = self.journal.get(n, attempt, self.trial or 0)
         if old is None:
             return None
         self.replayed += 1
@@ -180,7 +191,7 @@ class Oracle:
     def _prepare(self, n: int, attempt: int):
         """The attempt's own seed, subset and freshly initialised model."""
         s = self.s
-        seed = derive_seed(s.cfg["seed"], n, attempt)
+        seed = self.seed(n, attempt)
         g = generator(seed)
         idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
         with seeded_init(seed):
@@ -194,7 +205,7 @@ class Oracle:
         test_acc = None
         if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
             test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
-        rec = {"n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
+        rec = {**self._tag(), "n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
                "fitted": res.fitted, "cost": float(n * res.epochs), **best}
         self.journal.append(rec)
         self.logger.log_attempt(rec)
@@ -211,32 +222,50 @@ class Oracle:
             res = fit_closed_form(model, x, y, s.recipe)
         else:
             if self.curve_path:
-                _drop_curve(self.curve_path, n, attempt)
+                _drop_curve(self.curve_path, n, attempt, self.trial)
             cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
             res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
         return self._record(n, attempt, seed, model, res, best)
 
     def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
-        """Several attempts at one size trained together as one stacked model (batched.py);
-        falls back to one at a time where the procedure or model cannot be batched."""
-        from .batched import batchable, train_batched
-
-        out = {a: r for a in attempts if (r := self._replay(n, a)) is not None}
-        todo = [a for a in attempts if a not in out]
-        prepared = [self._prepare(n, a) for a in todo]
-        models = [p[3] for p in prepared]
-        if len(todo) < 2 or self.curve_path or any(hasattr(m, "fit_closed_form") for m in models) \
-                or not batchable(models, self.s.recipe):
-            return [out[a] if a in out else self(n, a) for a in attempts]
-        seeds = [p[0] for p in prepared]
-        results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], self.s.recipe,
-                                [generator(sd + 1, self.s.device) for sd in seeds], seeds)
-        for a, (seed, _, _, model), res in zip(todo, prepared, results):
-            out[a] = self._record(n, a, seed, model, res, {})
-        return [out[a] for a in attempts]
+        """Several attempts at one size trained together as one stacked model (see train_together)."""
+        return train_together([(self, n, a) for a in attempts], batched=True)
 
 
-def _drop_curve(path: Path, n: int, attempt: int) -> None:
+def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[Attempt]:
+    """(oracle, n, attempt) items, any mix of trials and sizes: each size's attempts trained as one
+    stacked model (batched.py) when `batched`, else one at a time; replayed attempts are not
+    retrained. Falls back to one at a time where the procedure or model cannot be batched."""
+    from .batched import batchable, train_batched
+
+    out: dict[int, Attempt] = {}
+    by_n: dict[int, list[int]] = {}
+    for i, (o, n, a) in enumerate(items):
+        old = o._replay(n, a)
+        if old is not None:
+            out[i] = old
+        else:
+            by_n.setdefault(int(n), []).append(i)
+    for n, idxs in by_n.items():
+        if batched and len(idxs) > 1 and not any(items[i][0].curve_path for i in idxs):
+            prepared = [items[i][0]._prepare(n, items[i][2]) for i in idxs]
+            models = [p[3] for p in prepared]
+            if not any(hasattr(m, "fit_closed_form") for m in models) and batchable(models, items[idxs[0]][0].s.recipe):
+                s = items[idxs[0]][0].s
+                seeds = [p[0] for p in prepared]
+                results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], s.recipe,
+                                        [generator(sd + 1, s.device) for sd in seeds], seeds)
+                for i, (seed, _, _, model), res in zip(idxs, prepared, results):
+                    o, _, a = items[i]
+                    out[i] = o._record(n, a, seed, model, res, {"stacked": len(idxs)})
+                continue
+        for i in idxs:
+            o, _, a = items[i]
+            out[i] = o(n, a)
+    return [out[i] for i in range(len(items))]
+
+
+def _drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None) -> None:
     """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
     journal has no record of it, so it is run again and would otherwise be recorded twice)."""
     if not path.exists():
@@ -248,7 +277,7 @@ def _drop_curve(path: Path, n: int, attempt: int) -> None:
             r = json.loads(line)
         except ValueError:  # a line cut short by the kill
             continue
-        if not (r.get("n") == n and r.get("attempt") == attempt):
+        if not (r.get("n") == n and r.get("attempt") == attempt and r.get("trial") == trial):
             keep.append(line)
     if len(keep) != len(lines):
         tmp = path.with_suffix(".jsonl.tmp")
@@ -269,7 +298,8 @@ def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
 
 def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
     r = a.record
-    log.info("n=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]",
+    trial = f"trial {r['trial']}: " if "trial" in r else ""
+    log.info("%sn=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]", trial,
              a.n, a.attempt, a.status, r.get("train_acc") or 0.0, r.get("epochs") or 0, r.get("seconds") or 0.0,
              lo, "-" if hi is None else hi)
 
@@ -304,6 +334,9 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         start = max(2, min(s.data.pool_size, int(round(ratio * s.plan.actual))))
         log.info("search.start_ratio=%g: starting at n=%d", ratio, start)
     result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
+    # search.trials only says how many trials run: trial k's attempts do not depend on it (a rerun with
+    # more trials replays the ones already journalled)
+    result_cfg["search"] = {k: v for k, v in cfg["search"].items() if k != "trials"}
     journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
@@ -314,14 +347,30 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         curve = cfg.get("curve", "auto")
         if curve == "auto":
             curve = search_name == "fixed"
-        oracle = Oracle(s, journal, logger, outdir / CURVE_FILE if curve else None)
+        curve_path = outdir / CURVE_FILE if curve else None
+        trials = scfg.pop("trials", 1)
+        require(isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1, "search.trials", trials,
+                "must be a positive integer (independent repeats of the measurement in this job, for error bars)")
         batch = scfg.pop("batch_attempts", "auto")
-        if batch == "auto":
-            batch = s.device.type == "cuda"
-        res: SearchResult = strategy(oracle, start=int(start), pool=s.data.pool_size, progress=_progress,
-                                     batch_attempts=bool(batch), **scfg)
-        result = summarise(s, res, tol, time.perf_counter() - t0, cfg, oracle.replayed, job_info)
-        result["params"].update(oracle.reparam_info.get("params", {}))
+        if batch == "auto":  # stacked models pay off on a GPU, and on a CPU for several trials' attempts
+            batch = s.device.type == "cuda" or trials > 1
+        common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
+        if trials == 1:
+            oracles = [Oracle(s, journal, logger, curve_path)]
+            runs = [strategy(oracles[0], **common)]
+        else:
+            oracles = [Oracle(s, journal, logger, curve_path, trial=k) for k in range(trials)]
+
+            def train_round(keys: list) -> dict:
+                return dict(zip(keys, train_together([(oracles[k], n, a) for k, n, a in keys], bool(batch))))
+
+            runs = run_trials(lambda k, oracle: strategy(oracle, **common), trials, train_round)
+        res = runs[0]
+        replayed = sum(o.replayed for o in oracles)
+        result = summarise(s, res, tol, time.perf_counter() - t0, cfg, replayed, job_info)
+        if trials > 1:
+            result.update(_trials_summary(s, runs))
+        result["params"].update(oracles[0].reparam_info.get("params", {}))
         result.update(started_at=started_at, finished_at=time.time())  # wall clock (s since epoch)
         write_result(outdir, result)
         logger.log_summary(result)
@@ -332,11 +381,35 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     return result
 
 
+def _at_emc(res: SearchResult) -> Optional[Attempt]:
+    """The attempt whose accuracies the result reports: a fit at the EMC (fixed search: the first fit, else the last)."""
+    if res.search == "fixed" and res.attempts:
+        return next((a for a in res.attempts if a.fitted), res.attempts[-1])
+    return next((a for a in res.attempts if a.n == res.emc and a.fitted), None)
+
+
+def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
+    """search.trials > 1: each trial's outcome, and the EMC's mean and standard error over trials."""
+    rows = []
+    for k, r in enumerate(runs):
+        a = _at_emc(r)
+        rows.append({"trial": k, "emc": r.emc, "bracket": {"fitted": r.fitted, "failed": r.failed},
+                     "lower_bound": r.lower_bound, "fits": r.fits, "cost_sample_epochs": r.cost,
+                     "unverified": r.unverified,
+                     "test_accuracy": a.record.get("test_acc") if a else None,
+                     "train_accuracy": a.record.get("train_acc") if a else None})
+    emcs = [float(r.emc) for r in runs]
+    mean = sum(emcs) / len(emcs)
+    sd = math.sqrt(sum((e - mean) ** 2 for e in emcs) / (len(emcs) - 1))
+    return {"trials": rows, "emc_mean": mean, "emc_se": sd / math.sqrt(len(emcs)),
+            "total_fits": sum(r.fits for r in runs), "total_cost_sample_epochs": sum(r.cost for r in runs)}
+
+
 def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict, replayed: int,
               job_info: Optional[dict]) -> dict:
-    at_emc = [a for a in res.attempts if a.n == res.emc and a.fitted]
-    if res.search == "fixed" and res.attempts:
-        at_emc = [next((a for a in res.attempts if a.fitted), res.attempts[-1])]
+    """The result (emc.json); with search.trials > 1 its top-level outcome is trial 0's (the run seed's)."""
+    a = _at_emc(res)
+    at_emc = [a] if a is not None else []
     test_acc = at_emc[0].record.get("test_acc") if at_emc else None
     train_acc = at_emc[0].record.get("train_acc") if at_emc else None
     unverified = [{"n": a.n, "attempt": a.attempt} for a in res.attempts if a.status == "unverified"]
@@ -380,4 +453,9 @@ def print_summary(r: dict, outdir: Path) -> None:
         + (f", {r['unverified']} unverified" if r["unverified"] else ""),
         f"  results: {Path(outdir) / 'emc.json'}",
     ]
+    if r.get("trials"):
+        t = r["trials"]
+        lines.insert(1, f"  over {len(t)} trials: EMC {r['emc_mean']:.1f} +- {r['emc_se']:.1f} (SE); per trial "
+                        f"{', '.join(str(x['emc']) + ('+' if x['lower_bound'] else '') for x in t)}; "
+                        f"{r['total_fits']} fit attempts in all (the lines below: trial 0)")
     print("\n".join(lines), flush=True)

@@ -125,6 +125,23 @@ def _skip(p: Path, root: Path) -> bool:
     return any(x == REPORT_DIR or x == "wandb" or x.startswith(".") for x in parts)
 
 
+def _trial_jobs(path: Path, res: dict) -> list[Job]:
+    """A job's result as report rows: one, or with search.trials > 1 one per trial, each as a seed of
+    its own ("<seed>/t<k>"; trial 0 keeps the job's seed), so means and SEs over seeds count trials."""
+    config = _flat_config(res.get("config") or {})
+    trials = res.get("trials") or []
+    if len(trials) < 2:
+        return [Job(path, res, config)]
+    jobs = []
+    for row in trials:
+        k = int(row["trial"])
+        own = {key: row.get(key) for key in ("emc", "bracket", "lower_bound", "fits", "cost_sample_epochs",
+                                             "unverified", "test_accuracy", "train_accuracy")}
+        cfg = dict(config, seed=config.get("seed") if k == 0 else f"{config.get('seed')}/t{k}")
+        jobs.append(Job(path, {**res, **own, "trial": k}, cfg))
+    return jobs
+
+
 def collect(dirs: Iterable[Path]) -> Collection:
     col = Collection()
     seen: set[Path] = set()
@@ -147,7 +164,7 @@ def collect(dirs: Iterable[Path]) -> Collection:
             except (ValueError, OSError) as e:
                 col.broken.append((p, str(e).splitlines()[0] if str(e) else type(e).__name__))
                 continue
-            col.jobs.append(Job(p.parent, res, _flat_config(res.get("config") or {})))
+            col.jobs.extend(_trial_jobs(p.parent, res))
         for marker in (FITS_FILE, ".hydra", CURVE_FILE):
             for m in d.rglob(marker):
                 if not _skip(m, d):
@@ -395,6 +412,8 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
         cp = j.path / CURVE_FILE
         if cp.exists():
             j.curve = read_curve(cp)
+            if "trial" in j.result:  # one of a job's trials: its own curve lines
+                j.curve = [r for r in j.curve if int(r.get("trial") or 0) == j.result["trial"]]
     jobs.sort(key=lambda j: (j.group, j.target, str(j.seed), str(j.path)))
     rows = [_row(j, swept, root) for j in jobs]
     groups: "OrderedDict[str, dict]" = OrderedDict()

@@ -48,7 +48,7 @@ class Journal:
 
     def __init__(self, path: Path, chash: str):
         self.path, self.chash = Path(path), chash
-        self.replayed: dict[tuple[int, int], dict] = {}
+        self.replayed: dict[tuple[int, int, int], dict] = {}  # (trial, n, attempt)
         if self.path.exists():
             self._load()
 
@@ -65,15 +65,15 @@ class Journal:
                 continue
             good.append(line.decode())
             if rec.get("config_hash") == self.chash and "n" in rec and "attempt" in rec:
-                self.replayed[(int(rec["n"]), int(rec["attempt"]))] = rec
+                self.replayed[(int(rec.get("trial") or 0), int(rec["n"]), int(rec["attempt"]))] = rec
         if raw and not raw.endswith(b"\n") or len(good) != len([l for l in raw.split(b"\n") if l.strip()]):
             # rewrite without the broken tail so later appends start on a clean line
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(l + "\n" for l in good))
             os.replace(tmp, self.path)
 
-    def get(self, n: int, attempt: int) -> Optional[dict]:
-        return self.replayed.get((int(n), int(attempt)))
+    def get(self, n: int, attempt: int, trial: int = 0) -> Optional[dict]:
+        return self.replayed.get((int(trial), int(n), int(attempt)))
 
     def append(self, rec: dict) -> None:
         rec = dict(_clean(rec), config_hash=self.chash)
