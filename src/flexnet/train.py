@@ -155,6 +155,18 @@ class _Checker:
         return math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig
 
 
+_HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
+
+
+def _hits(held: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Correct predictions over several minibatches' (logits, labels), as one device scalar."""
+    if len(held) == 1:
+        logits, labels = held[0]
+    else:
+        logits, labels = torch.cat([h[0] for h in held]), torch.cat([h[1] for h in held])
+    return (logits.argmax(1) == labels).sum()
+
+
 def batch_bounds(n: int, bs: int) -> list[tuple[int, int]]:
     """Minibatch [start, end) ranges of an epoch over n samples. A last batch of one sample is
     merged into the one before it (batch norm cannot normalise a single sample)."""
@@ -208,7 +220,9 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         for ep in range(round_epochs):
             model.train()
             perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-            losses, hits = [], []  # per-step device scalars, reduced once per epoch
+            # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
+            # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
+            losses, hits, held, held_el = [], [], [], 0
             for lo, hi in bounds:
                 idx = perm[lo:hi] if perm is not None else None
                 xb, yb = (x, y) if idx is None else (x[idx], y[idx])
@@ -216,7 +230,13 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
                     xb = proc.batch_transform(xb, g)
                 loss, logits = stepper.step(xb, yb)
                 losses.append(loss)
-                hits.append((logits.argmax(1) == yb).sum())
+                held.append((logits, yb))
+                held_el += logits.numel()
+                if held_el >= _HITS_CHUNK:
+                    hits.append(_hits(held))
+                    held, held_el = [], 0
+            if held:
+                hits.append(_hits(held))
             steps += spe
             epochs += 1
             # one host synchronisation per epoch: batch-size-weighted mean loss, running accuracy
