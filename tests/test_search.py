@@ -119,11 +119,26 @@ def test_bad_search_input():
     assert set(SEARCHES.names()) >= {"bisect", "linear", "fixed"}
 
 
-def test_bisect_regrows_gently_after_a_rescued_size():
+def test_bisect_gallops_from_a_rescued_size():
     """start 125 doubles to 1000, whose first attempt fails (noise band) but a retry fits; with no
-    failed size pending above, growth resumes by `regrow` (1250), not by doubling (2000)."""
+    failed size pending above, growth resumes from 1000 by the resolution (1050), the step doubling
+    after each fit: never by doubling (2000)."""
     o = Noisy(cap=1000, band=60)
-    r = bisect_search(o, start=125, pool=100000, resolution=0.05, regrow=1.25)
-    sizes = {n for n, _ in o.calls}
-    assert 1250 in sizes and 2000 not in sizes
-    assert r.emc == 1000 and 1000 < r.failed <= 1050
+    r = bisect_search(o, start=125, pool=100000, resolution=0.05)
+    assert [n for n, a in o.calls if n > 1000] == [1050, 1050, 1050, 1050]  # closes the bracket at once
+    assert r.emc == 1000 and r.failed == 1050
+
+    calls = []
+
+    def unlucky_at_1000(n, a):  # capacity 1500; only the first attempt at 1000 is a bad draw
+        calls.append((n, a))
+        return Attempt(n, a, n <= 1500 and (n, a) != (1000, 0))
+
+    r = bisect_search(unlucky_at_1000, start=125, pool=100000, resolution=0.05)
+    firsts = [n for n, a in calls if n > 1000 and a == 0]
+    assert firsts[:4] == [1050, 1100, 1200, 1400]  # 50, 100, 200, 400 above the rescued size
+    assert r.emc <= 1500 < r.failed and r.failed - r.emc <= 0.05 * r.failed
+    with pytest.raises(ConfigError, match="search.regrow_step"):
+        bisect_search(o, start=125, pool=1000, regrow_step=0)
+
+
