@@ -1,10 +1,12 @@
 """flexnet benchmarks (`make bench`): writes BENCHMARKS.md from one run on this machine.
 
 1. search cost: bisect against linear (the paper's protocol; step = bisect's resolution x EMC,
-   an oracle step) on the same config: fits, sample-epochs, wall time, bracket agreement;
+   an oracle step) on the same configs (2k- and 8k-parameter MLPs, random labels): fits,
+   sample-epochs, wall time, bracket agreement;
 2. training throughput: flexnet's fit loop against a bare hand-written PyTorch loop;
 3. the verified-minimum checks' share of job time on the default config;
-4. batched attempts (4 and 16 stacked models) against one at a time.
+4. batched attempts (4 and 16 stacked models) against one at a time;
+5. a job with `search.trials=4`, its rounds stacked against one attempt at a time.
 Each figure names the device that produced it.
 """
 from __future__ import annotations
@@ -53,9 +55,8 @@ def device_name(dev: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
-def bench_search(base, tmp, lines):
-    lines += ["## 1. Search cost: bisect vs linear", ""]
-    lines += [f"Config: `{' '.join(base)}`", ""]
+def bench_search(base, tmp, lines, title="Config"):
+    lines += [f"### {title}: `{' '.join(base)}`", ""]
     rb, fb = run(base + ["search=bisect"], tmp / "bisect")
     step = max(1, int(round(0.05 * max(rb["emc"], 1))))
     rl, fl = run(base + ["search=linear", f"search.step={step}", f"search.start={compose(base)['search']['start']}"],
@@ -76,8 +77,30 @@ def bench_search(base, tmp, lines):
               f"bracket: **{inside}**",
               f"- failed attempts' share of bisect's cost: {fail_cost / max(rb['cost_sample_epochs'], 1):.0%}",
               f"- bisect cost / unavoidable work (one fit at the EMC + the failed size's attempts): "
-              f"**{rb['cost_sample_epochs'] / max(unavoidable, 1):.2f}** (target <= 3)", ""]
+              f"**{rb['cost_sample_epochs'] / max(unavoidable, 1):.2f}** (target <= 3)",
+              f"- unavoidable work / linear: {unavoidable / max(rl['cost_sample_epochs'], 1):.2f}: no search that "
+              "must fit at the EMC and fail every attempt at the bracket's failed size can cost less than this "
+              "fraction of linear's sample-epochs on this config", ""]
     return rb, fb
+
+
+def bench_trials(lines, dev, tmp, trials=4, epochs=200):
+    """A whole job with search.trials: its rounds' attempts stacked against one at a time."""
+    over = ["labeling=random_labels", "threads=1", f"search.trials={trials}", "scaling.params=1000",
+            "dataset.num_samples=1500", f"train.epochs={epochs}", f"train.min_steps={5 * epochs}"]
+    lines += [f"## 5. A job with search.trials={trials}: stacked rounds vs one attempt at a time", "",
+              f"Config: `{' '.join(over)}`, device {device_name(str(dev))}. The {trials} searches run in lockstep "
+              "either way; stacked, each round's attempts at one size train as one model. Outcomes can differ "
+              "slightly (floating-point order), so the searches need not visit the same sizes.", "",
+              "| attempts | wall s | fit attempts | sample-epochs | EMC per trial | EMC mean +- SE |",
+              "|---|---|---|---|---|---|"]
+    walls = {}
+    for name, flag in (("one at a time", "false"), ("stacked", "true")):
+        r, _ = run(over + [f"search.batch_attempts={flag}"], tmp / f"trials-{flag}")
+        walls[name] = r["wall"]
+        lines.append(f"| {name} | {r['wall']:.1f} | {r['total_fits']} | {r['total_cost_sample_epochs']:.3g} | "
+                     f"{', '.join(str(t['emc']) for t in r['trials'])} | {r['emc_mean']:.0f} +- {r['emc_se']:.0f} |")
+    lines += ["", f"- wall time, one at a time / stacked: **{walls['one at a time'] / walls['stacked']:.2f}**", ""]
 
 
 def bench_throughput(lines, dev, steps=3000, reps=5):
@@ -213,10 +236,14 @@ def main():
              "CPU numbers are noisy, compare ratios rather than absolute values.", ""]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rb, fb = bench_search(base, tmp, lines)
+        lines += ["## 1. Search cost: bisect vs linear", ""]
+        rb, fb = bench_search(base, tmp / "2k", lines, "2k-parameter MLP (the default config)")
+        if not args.quick:
+            bench_search(base + ["scaling.params=8000"], tmp / "8k", lines, "8k-parameter MLP")
         bench_throughput(lines, dev, steps=600 if args.quick else 3000)
         bench_checks(fb, rb, lines, "default config, random labels, bisect job of section 1")
         bench_batched(lines, dev, epochs=10 if args.quick else 40)
+        bench_trials(lines, dev, tmp, epochs=40 if args.quick else 200)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
