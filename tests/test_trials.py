@@ -118,6 +118,13 @@ def test_more_trials_replay_the_journalled_ones_and_report_counts_each_trial(tmp
     assert len(sizes) == 1 and sizes[0]["jobs"] == 3
     assert sizes[0]["emc"] == pytest.approx(again["emc_mean"])
     assert sizes[0]["emc_se"] == pytest.approx(again["emc_se"])
+    # a job with another seed and no trials joins the same series: trials are seeds, not a group
+    single = run_job(compose(BASE + ["seed=5"]), tmp_path / "single")
+    rep = build_report([tmp_path], out=tmp_path / "rep2")
+    assert len(rep.groups) == 1
+    sizes = [s for g in rep.groups.values() for s in g["sizes"]]
+    assert len(sizes) == 1 and sizes[0]["jobs"] == 4
+    assert sizes[0]["emc"] == pytest.approx((3 * again["emc_mean"] + single["emc"]) / 4)
 
 
 @pytest.mark.parametrize("bad", ["0", "1.5", "two"])

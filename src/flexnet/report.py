@@ -40,7 +40,7 @@ REPORT_DIR = "report"
 # config keys that never define a result or a group
 IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve")
 # never default grouping keys: the x axis and the trials
-NOT_GROUP_KEYS = ("scaling.params", "seed")
+NOT_GROUP_KEYS = ("scaling.params", "seed", "search.trials")  # trials: more seeds, not another series
 RANDOM_LABELINGS = ("random_labels",)
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
