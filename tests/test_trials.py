@@ -93,11 +93,11 @@ def test_trial_zero_is_the_single_trial_measurement(tmp_path):
 
 
 def test_trials_are_trained_stacked_and_mean_the_same(tmp_path):
-    """Batched (auto with trials > 1), a round's attempts at one size train as one stacked model; at a
-    size every attempt clearly fits, the outcomes match one-at-a-time training on the same seeds."""
+    """Batched, a round's attempts at one size train as one stacked model; at a size every attempt
+    clearly fits, the outcomes match one-at-a-time training (the CPU default) on the same seeds."""
     common = ["search=fixed", "search.n=24", "curve=false", "search.trials=4", "train.epochs=300", "train.min_steps=300"]
-    bat = run_job(compose(TINY + common), tmp_path / "bat")
-    seq = run_job(compose(TINY + common + ["search.batch_attempts=false"]), tmp_path / "seq")
+    bat = run_job(compose(TINY + common + ["search.batch_attempts=true"]), tmp_path / "bat")
+    seq = run_job(compose(TINY + common), tmp_path / "seq")
     fb, fs = _fits(tmp_path / "bat"), _fits(tmp_path / "seq")
     assert [r.get("stacked") for r in fb] == [4] * 4 and all("stacked" not in r for r in fs)
     assert [(r["trial"], r["seed"], r["status"]) for r in fb] == [(r["trial"], r["seed"], r["status"]) for r in fs]
@@ -125,6 +125,8 @@ def test_more_trials_replay_the_journalled_ones_and_report_counts_each_trial(tmp
     sizes = [s for g in rep.groups.values() for s in g["sizes"]]
     assert len(sizes) == 1 and sizes[0]["jobs"] == 4
     assert sizes[0]["emc"] == pytest.approx((3 * again["emc_mean"] + single["emc"]) / 4)
+    rows = (tmp_path / "rep2" / "emc.csv").read_text().splitlines()
+    assert rows[0].startswith("job,trial,") and len(rows) == 5
 
 
 @pytest.mark.parametrize("bad", ["0", "1.5", "two"])

@@ -352,8 +352,8 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         require(isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1, "search.trials", trials,
                 "must be a positive integer (independent repeats of the measurement in this job, for error bars)")
         batch = scfg.pop("batch_attempts", "auto")
-        if batch == "auto":  # stacked models pay off on a GPU, and on a CPU for several trials' attempts
-            batch = s.device.type == "cuda" or trials > 1
+        if batch == "auto":  # stacked models pay off on a GPU; on a 2-core CPU not even for trials (BENCHMARKS.md)
+            batch = s.device.type == "cuda"
         common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
         if trials == 1:
             oracles = [Oracle(s, journal, logger, curve_path)]

@@ -55,6 +55,7 @@ class Job:
     config: dict               # flattened result config, ignored keys dropped
     group: str = ""
     curve: Optional[list] = None
+    trial: Optional[int] = None  # search.trials > 1: which of the job's trials this row is
 
     @property
     def emc(self) -> int:
@@ -80,7 +81,9 @@ class Job:
 
     @property
     def seed(self) -> Any:
-        return self.config.get("seed")
+        """The trial's identity for means and SEs: the job's seed, "<seed>/t<k>" for trial k >= 1."""
+        seed = self.config.get("seed")
+        return seed if not self.trial else f"{seed}/t{self.trial}"
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -137,8 +140,7 @@ def _trial_jobs(path: Path, res: dict) -> list[Job]:
         k = int(row["trial"])
         own = {key: row.get(key) for key in ("emc", "bracket", "lower_bound", "fits", "cost_sample_epochs",
                                              "unverified", "test_accuracy", "train_accuracy")}
-        cfg = dict(config, seed=config.get("seed") if k == 0 else f"{config.get('seed')}/t{k}")
-        jobs.append(Job(path, {**res, **own, "trial": k}, cfg))
+        jobs.append(Job(path, {**res, **own}, config, trial=k))
     return jobs
 
 
@@ -311,6 +313,8 @@ def _row(job: Job, swept: list[str], root: Path) -> dict:
     except ValueError:
         rel = str(job.path)
     row = {"job": rel, "group": job.group}
+    if job.trial is not None:
+        row["trial"] = job.trial
     for k in swept:
         row[k] = job.config.get(k)
     row.update({
@@ -412,8 +416,8 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
         cp = j.path / CURVE_FILE
         if cp.exists():
             j.curve = read_curve(cp)
-            if "trial" in j.result:  # one of a job's trials: its own curve lines
-                j.curve = [r for r in j.curve if int(r.get("trial") or 0) == j.result["trial"]]
+            if j.trial is not None:  # one of a job's trials: its own curve lines
+                j.curve = [r for r in j.curve if int(r.get("trial") or 0) == j.trial]
     jobs.sort(key=lambda j: (j.group, j.target, str(j.seed), str(j.path)))
     rows = [_row(j, swept, root) for j in jobs]
     groups: "OrderedDict[str, dict]" = OrderedDict()
@@ -467,7 +471,7 @@ def _raw(v: Any) -> str:
 
 
 def write_tables(rep: Report) -> None:
-    fields = ["job", "group", *rep.swept, *ROW_FIELDS]
+    fields = ["job", *(["trial"] if any("trial" in r for r in rep.rows) else []), "group", *rep.swept, *ROW_FIELDS]
     with open(rep.out / "emc.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
