@@ -41,7 +41,7 @@ TINY = ["train.epochs=5", "train.min_steps=20", "train.max_extensions=0", "datas
         "convergence.patience=5", "convergence.patience_steps=20", "seed=0"]
 TINY_EMC = ["search.start=16"]       # EMC searches (bisect)
 TINY_FIXED = ["search.n=64"]         # search=fixed presets
-# the smoke-scale budget of the slow families run as parts (their rows are budget-bound lower values)
+# the smoke-scale cap of the slow families run as parts (emc.json's "converged" says they are budget-bound)
 SMOKE = ["train.epochs=100", "train.min_steps=300"]
 
 
@@ -77,6 +77,9 @@ PRESETS = [
            tiny=["regularizer=none,augment", "arch.dropout=0.0", "labeling=random_labels", "scaling.params=2000"]),
     Preset("zhang_batchnorm", fixed=True, tiny=["arch.batchnorm=true,false", "labeling=semantic", "scaling.params=20000"]),
     Preset("double_descent", fixed=True, tiny=["scaling.params=250,2000"]),
+    # EMC against the cap: the converge policy (main sweep) and the old fixed schedule (part)
+    Preset("emc_budget", tiny=["arch=mlp", "labeling=random_labels", "train.min_steps=20,40", "scaling.params=300"],
+           parts={"fixed": ["train.policy=fixed"]}),
 ]
 BY_NAME = {p.name: p for p in PRESETS}
 

@@ -31,7 +31,7 @@ def _setup(K, n, seed=0):
 def test_batched_matches_sequential(opt, n):
     K = 3
     xs, ys, mk = _setup(K, n)
-    rec = Recipe(build_procedure(opt, {"name": "none"}), Budget(epochs=100, min_steps=0, max_extensions=1),
+    rec = Recipe(build_procedure(opt, {"name": "none"}), Budget(policy="fixed", epochs=100, min_steps=0, max_extensions=1),
                  Checks(patience=5, patience_steps=20))
     seq = [train_to_minimum(mk(i), xs[i], ys[i], rec, g=torch.Generator().manual_seed(7 + i), seed=i)
            for i in range(K)]
@@ -53,7 +53,7 @@ def test_batched_matches_sequential(opt, n):
 def test_not_batchable_falls_back():
     xs, ys, mk = _setup(2, 32)
     rec = Recipe(build_procedure({"name": "sgd", "lr": 0.1, "batch_size": 16}, {"name": "none"}),
-                 Budget(epochs=20, min_steps=0, max_extensions=0))
+                 Budget(policy="fixed", epochs=20, min_steps=0, max_extensions=0))
     bn = [nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.Linear(8, 5)) for _ in range(2)]
     assert not batchable(bn, rec)
     res = train_batched(bn, xs, ys, rec, [torch.Generator().manual_seed(i) for i in range(2)], [0, 1])

@@ -43,7 +43,7 @@ def test_every_preset_is_in_reproduce():
     for study in ["emc_data", "emc_labels", "emc_classes", "emc_resolution", "emc_archs", "emc_scaling_cnn",
                   "emc_scaling_vit", "emc_activations", "emc_optimizers", "emc_regularizers", "emc_reparam",
                   "emc_generalization", "zhang_randomization", "zhang_corruption", "zhang_regularizers",
-                  "zhang_batchnorm", "double_descent"]:
+                  "zhang_batchnorm", "double_descent", "emc_budget"]:
         assert study in PRESET_FILES
 
 
@@ -81,7 +81,7 @@ def test_preset_composes_at_every_axis_value(name):
 def test_primary_config_unchanged_without_experiment():
     cfg = compose([])
     assert cfg["dataset"]["name"] == "mnist1d" and cfg["arch"]["name"] == "mlp"
-    assert cfg["train"]["epochs"] == 500
+    assert cfg["train"]["epochs"] == 2000 and cfg["train"]["policy"] == "converge"
     assert "experiment" not in cfg
 
 
@@ -220,9 +220,16 @@ def test_tiny_preset_part_runs(name, part, tmp_path):
     assert info["rc"] == 0, (sweep / part / "reproduce.log").read_text()[-3000:]
     results = sorted((sweep / part).rglob("emc.json"))
     assert 1 <= len(results) <= 2 and not (sweep / "0").exists()   # the part only, in its own dir
-    want = [o.split("=", 1)[1] for o in p.parts[part] if o.startswith("arch=")]
-    for f in results:
-        assert json.loads(f.read_text())["config"]["arch"]["name"] == want[0]
+    for f in results:  # every plain override of the part is in the job's config
+        cfg = json.loads(f.read_text())["config"]
+        for o in p.parts[part]:
+            key, _, value = o.partition("=")
+            if key.startswith("~") or "," in value or any(t.startswith(key + "=") for t in reproduce.TINY):
+                continue  # removals, sweeps and what --tiny sets itself
+            node = cfg
+            for k in (key.split(".") if "." in key else [key, "name"]):
+                node = node[k]
+            assert str(node) == value, (key, node)
     assert f"hydra.sweep.dir={sweep / part}" in info["commands"][0]
     assert reproduce.logged_runs(sweep)["commands"] == info["commands"]
 

@@ -290,3 +290,40 @@ def test_cli_sweep_then_report(tmp_path):
         assert int(r["emc"]) == res["emc"] and int(r["params_actual"]) == res["params"]["actual"]
     for name in ("emc_vs_params.png", "log_emc.png", "generalization.png"):
         _assert_png(sweep / "report" / name)
+
+
+def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
+    """A real tiny cap sweep (two caps, both lr policies, trained in-process): emc.json carries the
+    convergence certificate, the report draws EMC against the cap with converged vs not, tabulates
+    the change per cap, and --converged-only keeps only certified EMCs."""
+    from conftest import TINY, compose
+
+    from flexnet.job import run_job
+
+    for policy in ("converge", "fixed"):
+        for num, cap in enumerate((40, 160)):
+            cfg = compose(TINY + ["labeling=random_labels", "train.epochs=1", f"train.min_steps={cap}",
+                                  f"train.policy={policy}", "search.max_attempts=2", "convergence.hessian=false"])
+            run_job(cfg, tmp_path / policy / str(num))
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/*/emc.json"))]
+    assert len(results) == 4
+    for r in results:
+        c = r["convergence"]
+        assert r["converged"] in (True, False, None) and c["cap"]["min_steps"] in (40, 160)
+        assert sum(c["stop_reasons"].values()) == r["fits"]
+        if r["bracket"]["failed"] is not None:  # the certificate is about the attempts at the failed size
+            assert sum(c["failed_size_stops"].values()) >= 1
+            assert r["converged"] == all(k in ("verified_minimum", "diverged", "degenerate")
+                                         for k in c["failed_size_stops"])
+    rep = R.build_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep", n_boot=50)
+    assert R.CAP_FIGURE in {p.name for p in rep.figures}
+    _assert_png(tmp_path / "rep" / R.CAP_FIGURE)
+    series = R.cap_series(rep.collection.jobs, rep.swept)
+    assert sorted(series) == ["train.policy=converge", "train.policy=fixed"]
+    assert all([p["cap"] for p in pts] == [40, 160] for pts in series.values())
+    md = (tmp_path / "rep" / "emc.md").read_text()
+    assert "## EMC against the cap" in md and "converged EMCs" in md
+    n_conv = sum(1 for r in results if r["converged"] is True)
+    only = R.build_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep2", n_boot=50,
+                          converged_only=True)
+    assert len(only.rows) == n_conv and all(row["converged"] is True for row in only.rows)

@@ -68,40 +68,105 @@ def test_unfittable_convex_problem_is_a_verified_failure_found_early():
     assert res.train_acc < 1.0
 
 
-def test_still_descending_is_not_a_verified_failure():
-    """Stopped by the budget while the loss still falls: recorded as unverified, not failed."""
+def _descending(policy):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 20, generator=g)
     y = torch.randint(0, 10, (512,), generator=g)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+    return train_to_minimum(model, x, y,
+                            _recipe({"name": "sgd", "lr": 0.01, "momentum": 0.0, "batch_size": 512,
+                                     "schedule": "constant"},
+                                    budget=Budget(policy=policy, epochs=20, min_steps=0, max_extensions=1)),
+                            g=torch.Generator().manual_seed(1))
+
+
+def test_still_descending_at_the_cap_is_unverified():
+    """converge policy: the loss still falls when the safety cap is reached: unverified, never a
+    verified failure, and the lr was never lowered (no plateau was seen)."""
+    res = _descending("converge")
+    assert res.status == "unverified" and res.verified is False and res.stop_reason == "cap"
+    assert res.plateaued is False and res.lr_decays == 0 and res.lr_final == 1.0
+    assert res.steps == 20 and res.train_acc < 1.0
+
+
+def test_fixed_policy_extends_a_still_descending_failure():
+    """fixed policy (the old behaviour): the budget is spent, one extension runs, then unverified."""
+    res = _descending("fixed")
+    assert res.status == "unverified" and res.verified is False and res.stop_reason == "budget"
+    assert res.extensions == 1 and res.train_acc < 1.0 and res.policy == "fixed"
+
+
+def test_lr_stays_constant_until_a_plateau_then_drops_there():
+    """converge policy: no schedule to zero. The lr seen by every epoch is the procedure's lr
+    until the first unverified plateau, and each later drop is one lr_decay factor."""
+    x, y = _xor()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2))
+    lrs = []
     res = train_to_minimum(model, x, y,
-                           _recipe({"name": "sgd", "lr": 0.01, "momentum": 0.0, "batch_size": 512,
-                                    "schedule": "constant"},
-                                   budget=Budget(epochs=20, min_steps=0, max_extensions=1)),
-                           g=torch.Generator().manual_seed(1))
-    assert res.status == "unverified" and res.verified is False
-    assert res.extensions == 1 and res.train_acc < 1.0
+                           _recipe({"name": "gd", "lr": 0.5, "momentum": 0.9, "batch_size": None},
+                                   budget=Budget(epochs=5000, min_steps=0, lr_decay=0.5),
+                                   checks=Checks(grad_tol=1e-4, patience=10, patience_steps=10)),
+                           g=torch.Generator().manual_seed(1), on_epoch=lambda m, r: lrs.append(r["lr"]))
+    assert res.stop_reason == "verified_minimum" and res.lr_decays >= 1
+    distinct = sorted(set(lrs), reverse=True)
+    assert distinct[0] == 0.5 and lrs[:10] == [0.5] * 10
+    assert distinct == [0.5 * 0.5 ** k for k in range(res.lr_decays + 1)]
+    assert res.lr_final == 0.5 ** res.lr_decays
 
 
-def test_saddle_point_is_not_a_verified_failure():
-    """All-zero tanh network on balanced, input-correlated labels: gradient exactly zero,
-    loss flat, but the Hessian has a clearly negative eigenvalue. Not a minimum."""
+def test_a_larger_cap_changes_nothing_for_an_attempt_that_ended_before_it():
+    """The converge policy's lr does not depend on the cap: the same attempt under twice the cap
+    takes the same trajectory to the same verdict."""
+    x, y = _xor()
+    out = []
+    for cap in (4000, 8000):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+        res = train_to_minimum(model, x, y,
+                               _recipe({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 32},
+                                       budget=Budget(epochs=1, min_steps=cap),
+                                       checks=Checks(grad_rule="init", grad_rel=1e-2, patience=10, patience_steps=50)),
+                               g=torch.Generator().manual_seed(1))
+        out.append(res)
+    a, b = out
+    assert a.stop_reason != "cap" and a.steps < 4000
+    assert (a.status, a.stop_reason, a.steps, a.train_loss, a.grad_norm) == \
+        (b.status, b.stop_reason, b.steps, b.train_loss, b.grad_norm)
+
+
+def test_blown_up_attempt_is_degenerate_not_a_verified_minimum():
+    """Adam at lr 1e3 kills the ReLUs: the loss sits flat far above its value at initialisation
+    with a tiny gradient. That is no minimum of the loss: status degenerate."""
     g = torch.Generator().manual_seed(0)
-    y = torch.arange(200) % 2
-    x = torch.randn(200, 3, generator=g) + 2.0 * (y[:, None].float() - 0.5)
-    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False))
-    for p in model.parameters():
-        nn.init.zeros_(p)
+    x = torch.randn(256, 20, generator=g)
+    y = torch.randint(0, 10, (256,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
     res = train_to_minimum(model, x, y,
-                           _recipe({"name": "gd", "lr": 0.1, "momentum": 0.0, "batch_size": None},
-                                   budget=Budget(epochs=40, min_steps=0, max_extensions=1),
-                                   checks=Checks(patience=5, patience_steps=5)),
+                           _recipe({"name": "adam", "lr": 1e3, "batch_size": 64},
+                                   budget=Budget(epochs=400, min_steps=0),
+                                   checks=Checks(grad_tol=0.05, patience=10, patience_steps=20)),
                            g=torch.Generator().manual_seed(1))
-    assert res.grad_norm is not None and res.grad_norm < 1e-6
-    assert res.plateaued
-    assert res.min_eig < -1e-2
-    assert res.status == "unverified" and res.verified is False
+    assert res.status == "degenerate" and res.stop_reason == "degenerate" and res.verified is False
+    assert res.train_loss is None or res.train_loss >= res.init_loss
+
+
+def test_relative_gradient_tolerance_is_a_fraction_of_the_initial_gradient():
+    """grad_rel: the tolerance is a fraction of the attempt's own full-batch gradient norm at
+    initialisation (measured before the first step), and the verdict applies it."""
+    x, y = _xor()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2))
+    g0 = grad_norm(model, x, y, nn.functional.cross_entropy)
+    res = train_to_minimum(model, x, y,
+                           _recipe({"name": "gd", "lr": 0.5, "momentum": 0.9, "batch_size": None},
+                                   budget=Budget(epochs=5000, min_steps=0),
+                                   checks=Checks(grad_rule="init", grad_rel=1e-2, patience=10, patience_steps=10)),
+                           g=torch.Generator().manual_seed(1))
+    assert res.init_grad_norm == pytest.approx(g0) and res.grad_tol == pytest.approx(1e-2 * g0)
+    assert res.stop_reason == "verified_minimum" and res.grad_norm <= res.grad_tol
 
 
 def _dense_hessian_eigs(model, x, y):

@@ -95,7 +95,8 @@ def test_trial_zero_is_the_single_trial_measurement(tmp_path):
 def test_trials_are_trained_stacked_and_mean_the_same(tmp_path):
     """Batched, a round's attempts at one size train as one stacked model; at a size every attempt
     clearly fits, the outcomes match one-at-a-time training (the CPU default) on the same seeds."""
-    common = ["search=fixed", "search.n=24", "curve=false", "search.trials=4", "train.epochs=300", "train.min_steps=300"]
+    common = ["search=fixed", "search.n=24", "curve=false", "search.trials=4", "train.epochs=300", "train.min_steps=300",
+              "train.policy=fixed"]  # stacking: the fixed policy only (per-attempt lr drops are not batched)
     bat = run_job(compose(TINY + common + ["search.batch_attempts=true"]), tmp_path / "bat")
     seq = run_job(compose(TINY + common), tmp_path / "seq")
     fb, fs = _fits(tmp_path / "bat"), _fits(tmp_path / "seq")

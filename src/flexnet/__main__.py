@@ -46,6 +46,11 @@ def main(cfg: DictConfig) -> float:
         except OSError:
             pass
         raise SystemExit(2)
+    if result.get("mostly_broken") and HydraConfig.get().mode.name != "MULTIRUN":
+        # emc.json is written; the exit status says the measurement is not one (a sweep goes on)
+        print(f"flexnet: error: {result['diverged'] + result['degenerate']} of {result['fits']} attempts diverged "
+              f"or ended degenerate: lower optimizer.lr (now {cfg.optimizer.lr})", file=sys.stderr, flush=True)
+        raise SystemExit(3)
     return float(result["emc"])
 
 

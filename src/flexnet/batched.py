@@ -9,7 +9,8 @@ the attempt's own module, written back from the stack. Results mean the same as
 `train_to_minimum` on the same seeds (floating-point order differs, so trajectories
 agree only approximately).
 
-Procedures that are not elementwise-per-model (Shampoo, SAM, augmentation, quantised or
+Only `train.policy=fixed` is batched (the converge policy's lr drops per attempt, at its own
+plateaus). Procedures that are not elementwise-per-model (Shampoo, SAM, augmentation, quantised or
 subspace reparameterisations) and models with buffers (batch norm) are not batched:
 `batchable` says so and the caller trains them one at a time.
 """
@@ -33,7 +34,7 @@ ELEMENTWISE = {"sgd", "gd", "adam", "adamw"}
 
 def batchable(models: list[nn.Module], recipe: Recipe) -> bool:
     p = recipe.procedure
-    return (len(models) > 1 and p.optimizer in ELEMENTWISE and p.stepper_cls is Stepper
+    return (len(models) > 1 and recipe.budget.policy == "fixed" and p.optimizer in ELEMENTWISE and p.stepper_cls is Stepper
             and type(p).loss_fn is Procedure.loss_fn
             and p.batch_transform is None and not p.post_step_hooks
             and all(len(list(m.buffers())) == 0 for m in models)
@@ -89,6 +90,8 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
 
     plateaus = [conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing) for _ in range(K)]
     checkers = [_Checker(models[k], xs[k], ys[k], recipe, seeds[k]) for k in range(K)]
+    for c in checkers:  # loss, gradient and weight norm at initialisation (the checks' reference)
+        c.start()
     results: list[Optional[FitResult]] = [None] * K
     info = [dict(epochs=0, steps=0, acc=0.0, loss=float("nan"), verified=None, ext=0, t_end=None,
                  reason="budget") for _ in range(K)]
@@ -156,10 +159,13 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                 if (active[k] and checks.early_verdict and not last and p.plateaued(steps)
                         and (epochs - p.best_epoch) % checks.check_every == 0):
                     write_back(k)
-                    if checkers[k].verified(True):
+                    verdict = checkers[k].verdict(True)
+                    if verdict == "verified":
                         a, l = conv.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
                         info[k].update(acc=a, loss=l)
                         finish(k, "verified_minimum", True)
+                    elif verdict == "degenerate":
+                        finish(k, "degenerate", False)
             if not any(active):
                 break
         if not any(active):
@@ -167,8 +173,11 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
         for k in range(K):  # round spent: verified minimum, or another extension?
             if active[k]:
                 write_back(k)
-                if checkers[k].verified(plateaus[k].plateaued(steps)):
+                verdict = checkers[k].verdict(plateaus[k].plateaued(steps))
+                if verdict == "verified":
                     finish(k, "verified_minimum", True)
+                elif verdict == "degenerate":
+                    finish(k, "degenerate", False)
                 elif extensions >= budget.max_extensions:
                     finish(k, "budget", False)
                 else:
@@ -185,13 +194,13 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
         with torch.no_grad():  # each model gets its parameters from when it stopped
             for name, q in models[k].named_parameters():
                 q.copy_(snaps[k][name])
-        status = {"diverged": "diverged", "fitted": "fitted"}.get(i["reason"],
+        status = {"diverged": "diverged", "fitted": "fitted", "degenerate": "degenerate"}.get(i["reason"],
                                                                     "failed" if i["verified"] else "unverified")
         if status == "fitted" and checks.check_fitted:
             checkers[k].gradient()
             if checks.hessian:
                 checkers[k].hessian()
-        if status in ("failed", "unverified"):
+        if status in ("failed", "unverified", "degenerate"):
             i["acc"], i["loss"] = conv.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
         last = checkers[k].last
         out.append(FitResult(
@@ -200,5 +209,7 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
             grad_norm=_finite(last.get("grad_norm")), plateaued=plateaus[k].plateaued(i["steps"]),
             min_eig=_finite(last.get("min_eig")), max_eig=_finite(last.get("max_eig")), trace=last.get("trace"),
             lanczos_iters=last.get("lanczos_iters"), check_seconds=checkers[k].seconds, extensions=i["ext"],
-            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"]))
+            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"], policy="fixed",
+            grad_tol=checkers[k].tol, init_loss=_finite(checkers[k].init_loss),
+            init_grad_norm=_finite(checkers[k].init_grad), checks_run=checkers[k].runs))
     return out

@@ -191,9 +191,12 @@ class Plateau:
     `patience` epochs *and* `patience_steps` optimizer steps.
     """
 
-    def __init__(self, patience: int = 20, patience_steps: int = 500, rel_tol: float = 1e-3,
-                 smoothing: float = 0.5):
-        self.patience, self.patience_steps = int(patience), int(patience_steps)
+    def __init__(self, patience: int = 10, patience_steps: int = 200, rel_tol: float = 1e-3,
+                 smoothing: float = 0.5, stretch: float = 1.0):
+        # stretch: the window in epochs and steps is this many times longer (the converge policy
+        # passes 1 / lr factor, so that a plateau always spans the same lr-weighted time)
+        self.patience = int(math.ceil(int(patience) * stretch))
+        self.patience_steps = int(math.ceil(int(patience_steps) * stretch))
         self.rel_tol, self.smoothing = float(rel_tol), float(smoothing)
         self.ema: Optional[float] = None
         self.best = math.inf
@@ -211,5 +214,3 @@ class Plateau:
     def plateaued(self, step: int) -> bool:
         return (self.epoch - self.best_epoch >= self.patience) and (step - self.best_step >= self.patience_steps)
 
-    def reset(self) -> None:
-        self.__init__(self.patience, self.patience_steps, self.rel_tol, self.smoothing)

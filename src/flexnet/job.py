@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -39,14 +40,21 @@ _DATA_CACHE: dict[str, Any] = {}
 
 
 def _build_checks(cfg: dict) -> tuple[Checks, Any]:
+    """convergence.* -> Checks. grad_tol: a number (absolute), 'descent' (the default), 'init', or
+    'auto' (an absolute tolerance calibrated once per job, see calibrate_grad_tol)."""
     c = dict(cfg)
-    grad_tol = c.pop("grad_tol", Checks.grad_tol)
+    grad_tol = c.pop("grad_tol", "descent")
     calib = {k: c.pop(k) for k in ("calibration_n", "calibration_factor") if k in c}
-    fields = {f.name for f in dataclasses.fields(Checks)}
+    fields = {f.name for f in dataclasses.fields(Checks)} - {"grad_rule"}
     unknown = sorted(set(c) - fields)
     if unknown:
         raise ConfigError(f"convergence.{unknown[0]}: unknown key; allowed: {', '.join(sorted(fields | {'grad_tol', 'calibration_n', 'calibration_factor'}))}")
-    checks = Checks(**c, grad_tol=1.0 if grad_tol == "auto" else grad_tol)
+    if isinstance(grad_tol, str) and grad_tol != "auto":
+        checks = Checks(**c, grad_rule=grad_tol)
+    else:
+        require(grad_tol == "auto" or (isinstance(grad_tol, (int, float)) and not isinstance(grad_tol, bool)),
+                "convergence.grad_tol", grad_tol, "must be a positive number, 'descent', 'init' or 'auto'")
+        checks = Checks(**c, grad_rule="absolute", grad_tol=1.0 if grad_tol == "auto" else grad_tol)
     checks.validate()
     return checks, (grad_tol, calib)
 
@@ -116,6 +124,8 @@ def calibrate_grad_tol(s: Setup) -> dict:
     """`convergence.grad_tol=auto`: train the model to the full budget on a small subset it clearly
     fits, read off the full-batch gradient norm there, and multiply by the calibration factor."""
     spec, calib = s.grad_tol_spec
+    if spec in ("init", "descent"):  # per attempt: recorded in each fits.jsonl line (grad_tol)
+        return {"grad_tol": None, "mode": spec, **({"grad_rel": s.recipe.checks.grad_rel} if spec == "init" else {})}
     if spec != "auto":
         return {"grad_tol": float(spec), "mode": "fixed"}
     n = int(calib.get("calibration_n", 64))
@@ -134,6 +144,7 @@ def calibrate_grad_tol(s: Setup) -> dict:
     rec.checks.early_verdict = False
     rec.checks.hessian = False
     rec.budget.max_extensions = 0
+    rec.budget.policy = "fixed"  # the whole budget on the optimizer's schedule
     res = train_to_minimum(model, s.data.x_train[idx], s.data.y_train[idx], rec,
                            g=generator(seed + 1, s.device), seed=seed)
     gn = float(res.grad_norm or 0.0)
@@ -393,7 +404,8 @@ def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
     rows = []
     for k, r in enumerate(runs):
         a = _at_emc(r)
-        rows.append({"trial": k, "emc": r.emc, "bracket": {"fitted": r.fitted, "failed": r.failed},
+        rows.append({"trial": k, "emc": r.emc, "converged": certificate(r)["converged"],
+                     "bracket": {"fitted": r.fitted, "failed": r.failed},
                      "lower_bound": r.lower_bound, "fits": r.fits, "cost_sample_epochs": r.cost,
                      "unverified": r.unverified,
                      "test_accuracy": a.record.get("test_acc") if a else None,
@@ -401,8 +413,29 @@ def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
     emcs = [float(r.emc) for r in runs]
     mean = sum(emcs) / len(emcs)
     sd = math.sqrt(sum((e - mean) ** 2 for e in emcs) / (len(emcs) - 1))
+    conv = [row["converged"] for row in rows]
     return {"trials": rows, "emc_mean": mean, "emc_se": sd / math.sqrt(len(emcs)),
+            "trials_converged": sum(1 for c in conv if c),
             "total_fits": sum(r.fits for r in runs), "total_cost_sample_epochs": sum(r.cost for r in runs)}
+
+
+VERDICT_STOPS = ("verified_minimum", "diverged", "degenerate", "closed_form")  # not at a cap or lr floor
+
+
+def certificate(res: SearchResult) -> dict:
+    """Is the EMC converged, i.e. a property of the network and procedure rather than of the budget?
+    Yes when every attempt at the bracket's failed size ended with a verdict (a verified minimum,
+    divergence, a degenerate plateau), none at the safety cap or lr floor. None where there is no
+    failed size (the whole pool fitted, or search=fixed)."""
+    stops = Counter(str(a.record.get("stop_reason")) for a in res.attempts)
+    at_failed = [a for a in res.attempts if res.failed is not None and a.n == res.failed]
+    fs = Counter(str(a.record.get("stop_reason")) for a in at_failed)
+    ok = sum(v for k, v in fs.items() if k in VERDICT_STOPS)
+    converged = (ok == len(at_failed)) if at_failed else None
+    return {"converged": converged,
+            "failed_size": res.failed if at_failed else None,
+            "failed_size_stops": dict(fs), "failed_size_verdict_fraction": ok / len(at_failed) if at_failed else None,
+            "stop_reasons": dict(stops)}
 
 
 def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict, replayed: int,
@@ -413,8 +446,19 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
     test_acc = at_emc[0].record.get("test_acc") if at_emc else None
     train_acc = at_emc[0].record.get("train_acc") if at_emc else None
     unverified = [{"n": a.n, "attempt": a.attempt} for a in res.attempts if a.status == "unverified"]
+    cert = certificate(res)
+    b = s.recipe.budget
+    broken = sum(1 for a in res.attempts if a.status in ("diverged", "degenerate"))
     return {
         "emc": res.emc,
+        "converged": cert.pop("converged"),
+        "convergence": {**cert, "policy": b.policy, "cap": {"epochs": b.epochs, "min_steps": b.min_steps},
+                        **({"lr_decay": b.lr_decay, "min_lr_factor": b.min_lr_factor} if b.policy == "converge"
+                           else {"schedule": s.recipe.procedure.schedule, "max_extensions": b.max_extensions}),
+                        "grad_rule": s.recipe.checks.grad_rule},
+        "diverged": sum(1 for a in res.attempts if a.status == "diverged"),
+        "degenerate": sum(1 for a in res.attempts if a.status == "degenerate"),
+        "mostly_broken": broken * 2 >= max(1, len(res.attempts)),
         "bracket": {"fitted": res.fitted, "failed": res.failed},
         "lower_bound": res.lower_bound,
         "params": {"target": s.plan.target, "actual": s.plan.actual},
@@ -441,6 +485,17 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
     }
 
 
+def _convergence_line(r: dict) -> str:
+    c = r.get("convergence") or {}
+    stops = ", ".join(f"{v} {k}" for k, v in sorted((c.get("failed_size_stops") or {}).items()))
+    if r.get("converged") is None:
+        return f"converged: n/a (no failed size); policy {c.get('policy')}"
+    if r["converged"]:
+        return f"converged: yes (attempts at the failed size {c['failed_size']}: {stops}); policy {c.get('policy')}"
+    return (f"converged: NO, budget-bound (attempts at the failed size {c['failed_size']}: {stops}); "
+            f"policy {c.get('policy')}, cap {c['cap']['epochs']} epochs / {c['cap']['min_steps']} steps")
+
+
 def print_summary(r: dict, outdir: Path) -> None:
     if r["lower_bound"]:
         what = f"EMC >= {r['emc']} (the whole pool of {r['pool_size']} fitted: a lower bound, not a measurement)"
@@ -451,8 +506,13 @@ def print_summary(r: dict, outdir: Path) -> None:
         f"  {r['arch']} {r['shape']}  params {r['params']['actual']} (target {r['params']['target']})",
         f"  {r['fits']} fit attempts, {r['cost_sample_epochs']:.3g} sample-epochs, {r['seconds']:.1f}s on {r['device']}"
         + (f", {r['unverified']} unverified" if r["unverified"] else ""),
+        f"  {_convergence_line(r)}",
         f"  results: {Path(outdir) / 'emc.json'}",
     ]
+    if r.get("mostly_broken"):
+        lines.insert(1, f"  WARNING: {r['diverged']} attempts diverged and {r['degenerate']} ended degenerate "
+                        f"(loss above its initial value or weights blown up) of {r['fits']}: the training "
+                        f"procedure is broken, not the network's capacity; try a lower optimizer.lr")
     if r.get("trials"):
         t = r["trials"]
         lines.insert(1, f"  over {len(t)} trials: EMC {r['emc_mean']:.1f} +- {r['emc_se']:.1f} (SE); per trial "

@@ -41,7 +41,9 @@ REPORT_DIR = "report"
 IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve")
 # never default grouping keys: the x axis and the trials
 NOT_GROUP_KEYS = ("scaling.params", "seed", "search.trials")  # trials: more seeds, not another series
+CAP_KEY = "train.min_steps"  # swept in the emc_budget preset: the safety cap (converge) or schedule length (fixed)
 RANDOM_LABELINGS = ("random_labels",)
+CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept, as in the emc_budget preset
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
 
@@ -300,8 +302,8 @@ class Report:
     notes: list[str]
 
 
-ROW_FIELDS = ["params_target", "params_actual", "emc", "bracket_fitted", "bracket_failed", "lower_bound",
-              "fits", "unverified", "train_accuracy", "test_accuracy", "best_test_accuracy", "bits_per_param",
+ROW_FIELDS = ["params_target", "params_actual", "emc", "converged", "bracket_fitted", "bracket_failed",
+              "lower_bound", "fits", "unverified", "diverged", "degenerate", "train_accuracy", "test_accuracy", "best_test_accuracy", "bits_per_param",
               "search", "seconds", "cost_sample_epochs"]
 
 
@@ -324,8 +326,11 @@ def _row(job: Job, swept: list[str], root: Path) -> dict:
         "bracket_fitted": br.get("fitted"),
         "bracket_failed": br.get("failed"),
         "lower_bound": r.get("lower_bound"),
+        "converged": r.get("converged"),
         "fits": r.get("fits"),
         "unverified": r.get("unverified"),
+        "diverged": r.get("diverged"),
+        "degenerate": r.get("degenerate"),
         "train_accuracy": r.get("train_accuracy"),
         "test_accuracy": r.get("test_accuracy"),
         "best_test_accuracy": r.get("best_test_accuracy"),
@@ -351,6 +356,7 @@ def _by_size(jobs: list[Job]) -> list[dict]:
         te_m, te_se = mean_se(te)
         tr_m, tr_se = mean_se(tr)
         out.append({"target": t, "params": float(np.mean([j.params for j in js])), "emc": emc_m, "emc_se": emc_se,
+                    "converged": all(j.result.get("converged") is True for j in js),
                     "test_error": te_m, "test_error_se": te_se, "train_error": tr_m, "train_error_se": tr_se,
                     "jobs": len(js)})
     return out
@@ -402,11 +408,17 @@ def _generalization(jobs: list[Job], by: list[str]) -> dict:
 
 
 def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional[Path] = None,
-                 n_boot: int = 2000) -> Report:
+                 n_boot: int = 2000, converged_only: bool = False) -> Report:
     dirs = [Path(d) for d in dirs]
     root = dirs[0]
     out = Path(out) if out else root / REPORT_DIR
     col = collect(dirs)
+    notes: list[str] = []
+    if converged_only:  # keep the EMCs certified converged (emc.json "converged": true)
+        left_out = [j for j in col.jobs if j.result.get("converged") is not True]
+        col.jobs = [j for j in col.jobs if j.result.get("converged") is True]
+        if left_out:
+            notes.append(f"--converged-only: {len(left_out)} job(s) left out (EMC not converged, or no failed size)")
     jobs = col.jobs
     swept = varying_keys(jobs)
     if by is None:
@@ -423,7 +435,6 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
     groups: "OrderedDict[str, dict]" = OrderedDict()
     for j in jobs:
         groups.setdefault(j.group, {"jobs": []})["jobs"].append(j)
-    notes: list[str] = []
     for name, g in groups.items():
         js = g["jobs"]
         emc_jobs = [j for j in js if j.search != "fixed"]
@@ -435,6 +446,7 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
         bpp = [j.bits_per_param() for j in emc_jobs if j.bits_per_param() is not None]
         g["bits_per_param"] = mean_se(bpp) if bpp else None
         g["unverified"] = sum(int(j.result.get("unverified") or 0) for j in js)
+        g["converged"] = f"{sum(1 for j in emc_jobs if j.result.get('converged') is True)}/{len(emc_jobs)}"
         g["lower_bounds"] = sum(1 for j in emc_jobs if j.result.get("lower_bound"))
         if g["lower_bounds"]:
             notes.append(f"{name}: {g['lower_bounds']} job(s) fitted the whole pool (EMC is a lower bound there)")
@@ -481,14 +493,14 @@ def write_tables(rep: Report) -> None:
         w = csv.writer(f)
         w.writerow(["group", "jobs", "sizes", "mean_log10_emc", "mean_log10_emc_se", "trials", "power_law_a",
                     "power_law_b", "power_law_b_lo95", "power_law_b_hi95", "bits_per_param", "bits_per_param_se",
-                    "unverified"])
+                    "unverified", "converged"])
         for name, g in rep.groups.items():
             pl = g["power_law"]
             bpp = g["bits_per_param"] or (None, None)
             lm, lse, nt = g["log_emc"]
             w.writerow([name, len(g["jobs"]), len(g["sizes"]), _raw(lm), _raw(lse), nt,
                         *([_raw(pl.a), _raw(pl.b), _raw(pl.b_lo), _raw(pl.b_hi)] if pl else [""] * 4),
-                        _raw(bpp[0]), _raw(bpp[1]), g["unverified"]])
+                        _raw(bpp[0]), _raw(bpp[1]), g["unverified"], g["converged"]])
     if rep.generalization.get("points"):
         pts = rep.generalization["points"]
         with open(rep.out / "generalization.csv", "w", newline="") as f:
@@ -529,7 +541,8 @@ def write_markdown(rep: Report) -> None:
     parts = [f"# EMC report\n\n{len(rep.rows)} finished job(s)"
              + (f", grouped by {', '.join(rep.by)}" if rep.by else "") + "."]
     if rep.groups:
-        hdr = ["group", "jobs", "mean log10 EMC (SE)", "EMC = a·params^b", "b 95% CI", "bits/param", "unverified"]
+        hdr = ["group", "jobs", "mean log10 EMC (SE)", "EMC = a·params^b", "b 95% CI", "bits/param", "unverified",
+               "converged EMCs"]
         rows = []
         for name, g in rep.groups.items():
             pl = g["power_law"]
@@ -540,11 +553,18 @@ def write_markdown(rep: Report) -> None:
                          else (f"{lm:.3f}" if math.isfinite(lm) else ""),
                          f"{pl.a:.3g}·p^{pl.b:.3f}" if pl else "",
                          f"[{pl.b_lo:.3f}, {pl.b_hi:.3f}]" if pl else "",
-                         f"{bpp[0]:.3g}" if bpp else "", g["unverified"]])
+                         f"{bpp[0]:.3g}" if bpp else "", g["unverified"], g["converged"]])
         parts.append("## Groups\n\n" + _md_table(hdr, rows))
         cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
-                "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
+                "converged", "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
         parts.append("## Jobs\n\n" + _md_table(cols, [[_num(r.get(c)) for c in cols] for r in rep.rows]))
+    if CAP_KEY in rep.swept:
+        lines = []
+        for name, pts in cap_series(rep.collection.jobs, rep.swept).items():
+            lines += [[name, p["cap"], f"{p['emc']:.0f}", "yes" if p["converged"] else "no",
+                       "" if p["change"] is None else f"{100 * p['change']:+.1f}%"] for p in pts]
+        parts.append("## EMC against the cap\n\n" + _md_table(["series", CAP_KEY, "EMC", "converged",
+                                                               "change from the previous cap"], lines))
     gen = rep.generalization
     if gen.get("points"):
         r = gen["r"]
@@ -593,6 +613,8 @@ def draw_figures(rep: Report) -> list[Path]:
     emc_groups = {n: g for n, g in rep.groups.items() if g["emc_jobs"]}
     if emc_groups:
         _fig_emc_vs_params(rep, emc_groups, colors, figs)
+        if CAP_KEY in rep.swept:
+            _fig_emc_vs_cap(rep, figs)
         _fig_log_emc(rep, emc_groups, colors, figs)
     if rep.generalization.get("points"):
         _fig_generalization(rep, figs)
@@ -620,7 +642,10 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
         err = np.array([0.0 if not math.isfinite(s["emc_se"]) else s["emc_se"] for s in pts])
         pl = g["power_law"]
         label = name + (f"  (b={pl.b:.2f} [{pl.b_lo:.2f}, {pl.b_hi:.2f}])" if pl else "")
-        ax.errorbar(x, y, yerr=err, fmt="o-", color=colors[name], capsize=3, label=label, ms=4)
+        ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3, label=label)
+        conv = np.array([s["converged"] for s in pts], dtype=bool)  # hollow: an EMC not converged
+        ax.plot(x[conv], y[conv], "o", color=colors[name], ms=5)
+        ax.plot(x[~conv], y[~conv], "o", mfc="white", mec=colors[name], ms=5)
         if pl:
             xx = np.geomspace(x.min(), x.max(), 50)
             ax.plot(xx, pl.a * xx ** pl.b, "--", color=colors[name], lw=1, alpha=0.7)
@@ -642,10 +667,54 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
     ax.set_yscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("EMC (largest n fitted)")
-    ax.set_title("EMC against parameter count (mean ± SE over seeds)")
+    ax.set_title("EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "emc_vs_params.png", figs)
+
+
+def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
+    """EMC against the cap (train.min_steps) per series (every other swept key but seeds/params):
+    mean over seeds, converged only if every seed's EMC is, and the change from the previous cap."""
+    keys = [k for k in swept if k not in NOT_GROUP_KEYS and k != CAP_KEY]
+    series: "OrderedDict[str, dict]" = OrderedDict()
+    for j in sorted((j for j in jobs if j.search != "fixed"), key=lambda j: group_label(j, keys)):
+        series.setdefault(group_label(j, keys), defaultdict(list))[j.config.get(CAP_KEY)].append(j)
+    out: "OrderedDict[str, list[dict]]" = OrderedDict()
+    for name, by_cap in series.items():
+        pts, prev = [], None
+        for cap in sorted(by_cap):
+            js = by_cap[cap]
+            emc = float(np.mean([j.emc for j in js]))
+            pts.append({"cap": cap, "emc": emc, "jobs": len(js),
+                        "converged": all(j.result.get("converged") is True for j in js),
+                        "change": None if prev in (None, 0) else emc / prev - 1.0})
+            prev = emc
+        out[name] = pts
+    return out
+
+
+def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
+    plt = _plt()
+    series = cap_series(rep.collection.jobs, rep.swept)
+    colors = _colors(series)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, pts in series.items():
+        x = np.array([p["cap"] for p in pts], dtype=float)
+        y = np.array([p["emc"] for p in pts])
+        conv = np.array([p["converged"] for p in pts], dtype=bool)
+        ls = "--" if "fixed" in name else "-"
+        ax.plot(x, y, ls, color=colors[name], label=name)
+        ax.plot(x[conv], y[conv], "o", color=colors[name], ms=6)
+        ax.plot(x[~conv], y[~conv], "o", mfc="white", mec=colors[name], ms=6)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("cap (train.min_steps): converge = safety cap, fixed = schedule length")
+    ax.set_ylabel("EMC")
+    ax.set_title("EMC against the step budget (filled: converged EMC, hollow: not)")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, which="both", alpha=0.2)
+    _save(fig, rep.out / "emc_vs_cap.png", figs)
 
 
 def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
@@ -913,6 +982,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "across jobs except scaling.params and seeds. Short form 'labeling' = 'labeling.name'.")
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: DIR/report)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the power-law interval")
+    ap.add_argument("--converged-only", action="store_true",
+                    help="keep only EMCs certified converged (emc.json 'converged': true; docs/convergence.md)")
     ap.add_argument("--wandb", action="store_true", help="also upload the EMC-curve table and plots to W&B")
     ap.add_argument("--wandb-project", default=None)
     ap.add_argument("--wandb-entity", default=None)
@@ -939,7 +1010,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                       + ", ".join(sorted(varying_keys(col_preview.jobs)) or sorted(keys)[:8]), file=sys.stderr)
                 return 2
             by.append(k)
-    rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap)
+    rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap, converged_only=args.converged_only)
     print(f"{len(rep.rows)} job(s), {len(rep.groups)} group(s) -> {rep.out}")
     for p in [rep.out / "emc.csv", rep.out / "emc.md", *rep.figures]:
         print(f"  {p}")

@@ -2,18 +2,28 @@
 
 The loop keeps data on the device as tensors and draws minibatches by index
 (no DataLoader). Metrics are accumulated on the device and read once per
-epoch. An attempt stops when:
-  * the subset is fitted (full-subset accuracy in eval mode >= fit threshold);
-  * it is at a verified minimum below the threshold (early verdict: plateau and
-    gradient norm checked cheaply, then the Hessian);
-  * the loss is NaN/inf (diverged);
-  * the step budget runs out. A failure that is not at a verified minimum is
-    then trained further (up to `max_extensions`) and ends `unverified` if it
-    still cannot be verified.
+epoch. Two learning-rate policies (`train.policy`):
+
+  * `converge` (default): train until a verdict. The lr is constant (the
+    procedure's lr, no schedule towards zero); each time the smoothed loss has
+    plateaued the minimum checks run, and if the attempt is not at a verified
+    minimum the lr is divided (`train.lr_decay`) and training goes on. The
+    attempt ends when it is fitted, at a verified minimum, diverged, degenerate
+    (a plateau whose loss is above the loss at initialisation, or whose weights
+    blew up), or at the safety cap (`train.epochs` epochs, never fewer than
+    `train.min_steps` steps) or the lr floor (`train.min_lr_factor`) without a
+    verified minimum: then it is `unverified`. Nothing in the lr depends on the
+    cap, so a larger cap changes only the attempts that reached the cap.
+  * `fixed` (the pre-0.3 behaviour, for comparison): the optimizer's schedule
+    (cosine by default) over `train.epochs` epochs / `train.min_steps` steps;
+    a failure not at a verified minimum is trained further (`max_extensions`
+    rounds at `extension_lr_factor` of the lr) and ends `unverified`.
+
 Every result records why it stopped.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,19 +37,30 @@ from .errors import require
 from .optim import Procedure
 
 
+POLICIES = ("converge", "fixed")
+GRAD_RULES = ("absolute", "descent", "init")
+
+
 @dataclass
 class Budget:
-    epochs: int = 500          # epochs per attempt (the schedule's length) ...
-    min_steps: int = 3000      # ... but never fewer optimizer steps than this
-    max_extensions: int = 2    # extra training rounds for a failure not at a verified minimum
-    extension_fraction: float = 0.5  # length of one extension, as a fraction of the budget
-    extension_lr_factor: float = 0.1  # its peak lr, as a fraction of the procedure's lr
+    policy: str = "converge"   # converge: constant lr, decay on plateau, until a verdict | fixed: schedule
+    epochs: int = 2000         # converge: the safety cap in epochs | fixed: the schedule's length ...
+    min_steps: int = 20000     # ... never fewer optimizer steps than this
+    lr_decay: float = 0.5      # converge: lr multiplier at a plateau that is not a verified minimum
+    min_lr_factor: float = 1e-2  # converge: below this fraction of the lr, an unverified plateau ends it
+    max_extensions: int = 2    # fixed: extra training rounds for a failure not at a verified minimum
+    extension_fraction: float = 0.5  # fixed: length of one extension, as a fraction of the budget
+    extension_lr_factor: float = 0.1  # fixed: its peak lr, as a fraction of the procedure's lr
     eval_every: int = 50       # full-subset evaluation at least every k epochs ...
     eval_margin: float = 0.01  # ... and whenever the running accuracy is within this of the threshold
 
     def validate(self) -> None:
+        require(self.policy in POLICIES, "train.policy", self.policy, f"allowed: {', '.join(POLICIES)}")
         require(int(self.epochs) >= 1, "train.epochs", self.epochs, "must be a positive integer")
         require(int(self.min_steps) >= 0, "train.min_steps", self.min_steps, "must be an integer >= 0")
+        require(0 < float(self.lr_decay) < 1, "train.lr_decay", self.lr_decay, "must lie in (0, 1)")
+        require(0 < float(self.min_lr_factor) <= 1, "train.min_lr_factor", self.min_lr_factor,
+                "must lie in (0, 1]")
         require(int(self.max_extensions) >= 0, "train.max_extensions", self.max_extensions, "must be >= 0")
         require(0 < float(self.extension_fraction), "train.extension_fraction", self.extension_fraction,
                 "must be > 0")
@@ -48,7 +69,13 @@ class Budget:
 
 @dataclass
 class Checks:
-    grad_tol: float = 5e-2       # full-batch gradient norm below this ...
+    grad_rule: str = "absolute"  # full-batch gradient norm below: absolute: grad_tol | init: grad_rel x
+    #                              the norm at initialisation | descent: sqrt(rel_tol x loss / (lr x
+    #                              patience_steps)), the norm at which gradient descent at the procedure's
+    #                              lr would lower the loss by rel_tol over a plateau window (first order)
+    grad_tol: float = 5e-2
+    grad_rel: float = 1e-2
+    blowup: float = 100.0        # a plateau with weights this many times their initial norm is degenerate
     min_eig: float = -1e-2       # ... no Hessian eigenvalue below this ...
     patience: int = 10           # ... and the smoothed loss flat for this many epochs
     patience_steps: int = 200    # ... and this many optimizer steps
@@ -69,7 +96,13 @@ class Checks:
         require(self.min_eig <= 0, "convergence.min_eig", self.min_eig,
                 "must be <= 0 (the most negative Hessian eigenvalue tolerated, e.g. -1e-2)")
         require(isinstance(self.grad_tol, (int, float)) and self.grad_tol > 0, "convergence.grad_tol",
-                self.grad_tol, "must be a positive number or 'auto'")
+                self.grad_tol, "must be a positive number, 'init' or 'auto'")
+        require(self.grad_rule in GRAD_RULES, "convergence.grad_tol", self.grad_rule,
+                "must be a positive number, " + ", ".join(repr(r) for r in GRAD_RULES[1:]) + " or 'auto'")
+        require(isinstance(self.grad_rel, (int, float)) and self.grad_rel > 0,
+                "convergence.grad_rel", self.grad_rel, "must be a positive number")
+        require(isinstance(self.blowup, (int, float)) and self.blowup > 1, "convergence.blowup", self.blowup,
+                "must be a number > 1")
         require(int(self.check_every) >= 1, "convergence.check_every", self.check_every, "must be >= 1")
 
 
@@ -83,8 +116,8 @@ class Recipe:
 
 @dataclass
 class FitResult:
-    status: str                  # fitted | failed | diverged | unverified
-    stop_reason: str             # fitted | verified_minimum | budget | diverged
+    status: str                  # fitted | failed | diverged | degenerate | unverified
+    stop_reason: str             # fitted | verified_minimum | diverged | degenerate | cap | lr_floor | budget (fixed)
     train_acc: float
     train_loss: float
     epochs: int
@@ -100,6 +133,13 @@ class FitResult:
     extensions: int = 0
     verified: Optional[bool] = None   # at a verified minimum (for non-fitted attempts)
     grad_evals: int = 0
+    policy: str = "converge"
+    grad_tol: Optional[float] = None  # the tolerance applied (grad_rel x init_grad_norm, or absolute)
+    init_loss: Optional[float] = None  # full-subset loss and gradient norm at initialisation
+    init_grad_norm: Optional[float] = None
+    lr_final: Optional[float] = None  # the lr when the attempt stopped, as a fraction of the procedure's lr
+    lr_decays: int = 0
+    checks_run: int = 0               # plateaus at which the minimum checks ran
 
     @property
     def fitted(self) -> bool:
@@ -113,13 +153,35 @@ def _finite(v: Optional[float]) -> Optional[float]:
     return v if v is None or math.isfinite(v) else None
 
 
+def _param_norm(model: nn.Module) -> float:
+    with torch.no_grad():
+        return float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())))
+
+
 class _Checker:
-    """Runs the minimum checks on the current parameters and keeps their cost."""
+    """Runs the minimum checks on the current parameters and keeps their cost.
+
+    `start()` measures the attempt's reference point at initialisation: the full-subset loss, the
+    gradient norm (the scale of `grad_rel`) and the weight norm (the scale of `blowup`)."""
 
     def __init__(self, model, x, y, recipe: Recipe, seed: int):
         self.model, self.x, self.y, self.recipe, self.seed = model, x, y, recipe, seed
         self.seconds = 0.0
         self.last: dict = {}
+        self.runs = 0
+        c = recipe.checks
+        self.tol = float(c.grad_tol)
+        self.init_loss = self.init_grad = self.init_norm = None
+
+    def start(self) -> None:
+        c = self.recipe.checks
+        t0 = time.perf_counter()
+        _, self.init_loss = conv.evaluate(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
+        self.init_grad = conv.grad_norm(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
+        self.init_norm = _param_norm(self.model)
+        if c.grad_rule == "init" and math.isfinite(self.init_grad):
+            self.tol = max(float(c.grad_rel) * self.init_grad, 1e-12)
+        self.seconds += time.perf_counter() - t0
 
     def gradient(self) -> float:
         t0 = time.perf_counter()
@@ -141,18 +203,41 @@ class _Checker:
                          trace=rep.trace)
         return rep
 
-    def verified(self, plateaued: bool) -> bool:
-        """All three checks; the Hessian only when the cheap ones pass."""
+    def degenerate(self, loss: float) -> bool:
+        """A plateau that is no minimum worth the name: the loss is above the loss at
+        initialisation, or the weights blew up (e.g. an lr so large that the ReLUs died)."""
+        if self.init_loss is None:
+            return False
+        blown = self.init_norm and _param_norm(self.model) > self.recipe.checks.blowup * self.init_norm
+        return (math.isfinite(self.init_loss) and loss > self.init_loss) or bool(blown)
+
+    def verdict(self, plateaued: bool) -> str:
+        """All three checks, cheapest first, the Hessian only when the others pass:
+        'verified' | 'degenerate' | 'not_flat' (still descending) | 'steep' (gradient above the
+        tolerance) | 'saddle' (a Hessian eigenvalue below min_eig, or no spectrum)."""
         c = self.recipe.checks
+        self.runs += 1
+        if plateaued and self.init_loss is not None:
+            t0 = time.perf_counter()
+            _, loss = conv.evaluate(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
+            self.seconds += time.perf_counter() - t0
+            if self.degenerate(loss):
+                return "degenerate"
+            if c.grad_rule == "descent" and math.isfinite(loss):
+                lr = float(self.recipe.procedure.lr)
+                self.tol = max(math.sqrt(c.rel_tol * max(loss, 0.0) / (lr * max(1, c.patience_steps))), 1e-12)
         if not plateaued:
             self.gradient()
-            return False
-        if self.gradient() > c.grad_tol:
-            return False
+            return "not_flat"
+        if self.gradient() > self.tol:
+            return "steep"
         if not c.hessian:
-            return True
+            return "verified"
         rep = self.hessian()
-        return math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig
+        return "verified" if math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig else "saddle"
+
+    def verified(self, plateaued: bool) -> bool:
+        return self.verdict(plateaued) == "verified"
 
 
 _HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
@@ -192,7 +277,7 @@ def batch_bounds(n: int, bs: int) -> list[tuple[int, int]]:
 def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                      g: Optional[torch.Generator] = None, seed: int = 0,
                      on_epoch: Optional[Callable[[nn.Module, dict], None]] = None) -> FitResult:
-    """Train `model` on (x, y) until fitted, at a verified minimum, diverged, or out of budget.
+    """Train `model` on (x, y) until fitted, at a verified minimum, diverged, degenerate, or at the cap.
 
     `on_epoch(model, metrics)` (optional) is called after every epoch with the epoch's mean
     training loss and running accuracy (on the stream actually trained on, e.g. augmented),
@@ -209,88 +294,58 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     if g is None:
         g = torch.Generator(device=x.device).manual_seed(seed)
     checker = _Checker(model, x, y, recipe, seed)
-    plateau = conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing)
+    checker.start()
     thr = float(recipe.fit_threshold)
+    st = {"epochs": 0, "steps": 0, "acc": 0.0, "loss": float("nan")}
 
-    epochs = steps = 0
-    grad_evals = 0
-    acc, loss_val = 0.0, float("nan")
-    extensions = 0
-    round_steps = total_steps
-    lr_scale = 1.0
-    stop_reason = "budget"
-    verified: Optional[bool] = None
-    plateaued = False
+    def new_plateau(stretch: float = 1.0) -> conv.Plateau:
+        return conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing, stretch)
 
-    while True:
-        stepper = proc.stepper(model, round_steps)
-        if lr_scale != 1.0:
-            for group in stepper.optimizer.param_groups:
-                group["lr"] *= lr_scale
-            stepper.scheduler.base_lrs = [b * lr_scale for b in stepper.scheduler.base_lrs]
-        round_epochs = math.ceil(round_steps / spe)
-        done = False
-        for ep in range(round_epochs):
-            model.train()
-            perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-            # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
-            # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
-            losses, hits, held, held_el = [], [], [], 0
-            for lo, hi in bounds:
-                idx = perm[lo:hi] if perm is not None else None
-                xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-                if proc.batch_transform is not None:
-                    xb = proc.batch_transform(xb, g)
-                loss, logits = stepper.step(xb, yb)
-                losses.append(loss)
-                held.append((logits, yb))
-                held_el += logits.numel()
-                if held_el >= _HITS_CHUNK:
-                    hits.append(_hits(held))
-                    held, held_el = [], 0
-            if held:
+    def run_epoch(stepper) -> tuple[float, float]:
+        """One epoch of minibatch steps; (batch-size-weighted mean loss, running accuracy)."""
+        model.train()
+        perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
+        # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
+        # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
+        losses, hits, held, held_el = [], [], [], 0
+        for lo, hi in bounds:
+            idx = perm[lo:hi] if perm is not None else None
+            xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+            if proc.batch_transform is not None:
+                xb = proc.batch_transform(xb, g)
+            loss, logits = stepper.step(xb, yb)
+            losses.append(loss)
+            held.append((logits, yb))
+            held_el += logits.numel()
+            if held_el >= _HITS_CHUNK:
                 hits.append(_hits(held))
-            steps += spe
-            epochs += 1
-            # one host synchronisation per epoch: batch-size-weighted mean loss, running accuracy
-            ep_loss = float(torch.stack(losses).double() @ sizes) / n
-            online_acc = int(torch.stack(hits).sum()) / n
-            if not math.isfinite(ep_loss):
-                stop_reason, done = "diverged", True
-                break
-            plateaued = plateau.update(ep_loss, steps)
-            if on_epoch is not None:
-                on_epoch(model, {"epoch": epochs, "step": steps, "train_loss": ep_loss, "online_acc": online_acc,
-                                 "lr": stepper.optimizer.param_groups[0]["lr"]})
-            last = ep == round_epochs - 1
-            if online_acc >= thr - budget.eval_margin or epochs % budget.eval_every == 0 or last:
-                acc, loss_val = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
-                if acc >= thr:
-                    stop_reason, done = "fitted", True
-                    break
-                if not math.isfinite(loss_val):
-                    stop_reason, done = "diverged", True
-                    break
-            if (checks.early_verdict and plateaued and not last
-                    and (epochs - plateau.best_epoch) % checks.check_every == 0):
-                if checker.verified(plateaued):
-                    acc, loss_val = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
-                    stop_reason, verified, done = "verified_minimum", True, True
-                    break
-        grad_evals += stepper.grad_evals
-        if done:
-            break
-        # budget of this round spent without a fit: is it a verified minimum?
-        verified = checker.verified(plateau.plateaued(steps))
-        if verified:
-            stop_reason = "verified_minimum"
-            break
-        if extensions >= budget.max_extensions:
-            stop_reason = "budget"
-            break
-        extensions += 1
-        round_steps = max(1, int(total_steps * budget.extension_fraction))
-        lr_scale = float(budget.extension_lr_factor)
+                held, held_el = [], 0
+        if held:
+            hits.append(_hits(held))
+        st["steps"] += spe
+        st["epochs"] += 1
+        # one host synchronisation per epoch: batch-size-weighted mean loss, running accuracy
+        return float(torch.stack(losses).double() @ sizes) / n, int(torch.stack(hits).sum()) / n
+
+    def after_epoch(stepper, ep_loss: float, online_acc: float, plateau, force_eval: bool) -> Optional[str]:
+        """Divergence, learning curve, fit check; a stop reason or None."""
+        if not math.isfinite(ep_loss):
+            return "diverged"
+        plateau.update(ep_loss, st["steps"])
+        if on_epoch is not None:
+            on_epoch(model, {"epoch": st["epochs"], "step": st["steps"], "train_loss": ep_loss,
+                             "online_acc": online_acc, "lr": stepper.optimizer.param_groups[0]["lr"]})
+        if online_acc >= thr - budget.eval_margin or st["epochs"] % budget.eval_every == 0 or force_eval:
+            st["acc"], st["loss"] = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
+            if st["acc"] >= thr:
+                return "fitted"
+            if not math.isfinite(st["loss"]):
+                return "diverged"
+        return None
+
+    run = _converge if budget.policy == "converge" else _fixed
+    stop_reason, plateau, extra = run(model, proc, budget, checks, checker, total_steps, spe, st,
+                                      new_plateau, run_epoch, after_epoch)
 
     if stop_reason == "diverged":
         status = "diverged"
@@ -301,14 +356,107 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
             if checks.hessian:
                 checker.hessian()
     else:
-        status = "failed" if verified else "unverified"
-        acc, loss_val = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
+        status = {"verified_minimum": "failed", "degenerate": "degenerate"}.get(stop_reason, "unverified")
+        st["acc"], st["loss"] = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
     last = checker.last
+    loss_val = st["loss"]
     return FitResult(
-        status=status, stop_reason=stop_reason, train_acc=acc, train_loss=_finite(loss_val) if loss_val == loss_val else None,
-        epochs=epochs, steps=steps, seconds=time.perf_counter() - t_start,
-        grad_norm=_finite(last.get("grad_norm")), plateaued=plateau.plateaued(steps),
+        status=status, stop_reason=stop_reason, train_acc=st["acc"],
+        train_loss=_finite(loss_val) if loss_val == loss_val else None,
+        epochs=st["epochs"], steps=st["steps"], seconds=time.perf_counter() - t_start,
+        grad_norm=_finite(last.get("grad_norm")), plateaued=plateau.plateaued(st["steps"]),
         min_eig=_finite(last.get("min_eig")), max_eig=_finite(last.get("max_eig")), trace=last.get("trace"),
-        lanczos_iters=last.get("lanczos_iters"), check_seconds=checker.seconds, extensions=extensions,
-        verified=verified if status != "fitted" else None, grad_evals=grad_evals,
+        lanczos_iters=last.get("lanczos_iters"), check_seconds=checker.seconds,
+        verified=None if status in ("fitted", "diverged") else status == "failed", policy=budget.policy,
+        grad_tol=checker.tol, init_loss=_finite(checker.init_loss), init_grad_norm=_finite(checker.init_grad),
+        checks_run=checker.runs, **extra,
     )
+
+
+def _converge(model, proc, budget: Budget, checks: Checks, checker: _Checker, cap: int, spe: int, st: dict,
+              new_plateau, run_epoch, after_epoch):
+    """train.policy=converge: constant lr; at each plateau the checks run, and an attempt not at a
+    verified minimum has its lr multiplied by lr_decay (a saddle keeps its lr: noise escapes it).
+    A plateau at lr factor f must last 1/f times as many epochs and steps: at half the lr the loss
+    falls half as fast, and a window of fixed length would call slow descent flat."""
+    cproc = copy.copy(proc)
+    cproc.schedule, cproc.warmup_fraction = "constant", 0.0
+    stepper = cproc.stepper(model, cap)
+    plateau = new_plateau()
+    factor, decays, stop = 1.0, 0, None
+    while stop is None:
+        ep_loss, online_acc = run_epoch(stepper)
+        at_cap = st["steps"] >= cap
+        stop = after_epoch(stepper, ep_loss, online_acc, plateau, at_cap)
+        if stop is not None:
+            break
+        if plateau.plateaued(st["steps"]) or at_cap:
+            verdict = checker.verdict(plateau.plateaued(st["steps"]))
+            if verdict == "verified":
+                stop = "verified_minimum"
+            elif verdict == "degenerate":
+                stop = "degenerate"
+            elif at_cap:
+                stop = "cap"
+            elif verdict != "saddle":
+                if factor * budget.lr_decay < budget.min_lr_factor * (1 - 1e-9):
+                    stop = "lr_floor"
+                    break
+                factor *= budget.lr_decay
+                decays += 1
+                for group in stepper.optimizer.param_groups:
+                    group["lr"] *= budget.lr_decay
+                stepper.scheduler.base_lrs = [b * budget.lr_decay for b in stepper.scheduler.base_lrs]
+            if stop is None:  # the next plateau spans the same lr-weighted time: 1 / factor as many steps
+                plateau = new_plateau(1.0 / factor)
+    grad_evals = stepper.grad_evals
+    return stop, plateau, {"lr_final": factor, "lr_decays": decays, "grad_evals": grad_evals}
+
+
+def _fixed(model, proc, budget: Budget, checks: Checks, checker: _Checker, total_steps: int, spe: int, st: dict,
+           new_plateau, run_epoch, after_epoch):
+    """train.policy=fixed: the procedure's schedule over the budget, then extensions at a lower lr."""
+    plateau = new_plateau()
+    extensions, grad_evals = 0, 0
+    round_steps, lr_scale = total_steps, 1.0
+    stop_reason = "budget"
+    while True:
+        stepper = proc.stepper(model, round_steps)
+        if lr_scale != 1.0:
+            for group in stepper.optimizer.param_groups:
+                group["lr"] *= lr_scale
+            stepper.scheduler.base_lrs = [b * lr_scale for b in stepper.scheduler.base_lrs]
+        round_epochs = math.ceil(round_steps / spe)
+        done = False
+        for ep in range(round_epochs):
+            ep_loss, online_acc = run_epoch(stepper)
+            last = ep == round_epochs - 1
+            reason = after_epoch(stepper, ep_loss, online_acc, plateau, last)
+            if reason is not None:
+                stop_reason, done = reason, True
+                break
+            if (checks.early_verdict and plateau.plateaued(st["steps"]) and not last
+                    and (st["epochs"] - plateau.best_epoch) % checks.check_every == 0):
+                verdict = checker.verdict(True)
+                if verdict in ("verified", "degenerate"):
+                    if verdict == "verified":
+                        st["acc"], st["loss"] = conv.evaluate(model, checker.x, checker.y, proc.loss_fn,
+                                                              checks.chunk)
+                    stop_reason = "verified_minimum" if verdict == "verified" else "degenerate"
+                    done = True
+                    break
+        grad_evals += stepper.grad_evals
+        if done:
+            break
+        # budget of this round spent without a fit: is it a verified minimum?
+        verdict = checker.verdict(plateau.plateaued(st["steps"]))
+        if verdict in ("verified", "degenerate"):
+            stop_reason = "verified_minimum" if verdict == "verified" else "degenerate"
+            break
+        if extensions >= budget.max_extensions:
+            stop_reason = "budget"
+            break
+        extensions += 1
+        round_steps = max(1, int(total_steps * budget.extension_fraction))
+        lr_scale = float(budget.extension_lr_factor)
+    return stop_reason, plateau, {"extensions": extensions, "grad_evals": grad_evals}
