@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -132,8 +133,10 @@ class Journal:
                     f.write(json.dumps(b) + "\n")
             shown = "; ".join(f"line {i}: {why}" for i, why in self.rejected[:3])
             more = f"; and {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
-            log.warning("journal %s: %d line(s) not replayed (%s%s); moved to %s", self.path, len(bad), shown, more,
-                        self.path.with_name(REJECTED_FILE))
+            msg = (f"journal {self.path}: {len(bad)} line(s) not replayed ({shown}{more}); "
+                   f"moved to {self.path.with_name(REJECTED_FILE)}")
+            print(f"flexnet: warning: {msg}", file=sys.stderr, flush=True)  # one line, also when logging is off
+            log.debug(msg)
         if bad or (raw and not raw.endswith(b"\n")):
             # rewrite without them so later appends start on a clean line and readers see valid records
             tmp = self.path.with_suffix(".jsonl.tmp")
@@ -309,6 +312,13 @@ class WandbLogger(Logger):
             log.warning("W&B online start failed (%s); logging offline instead",
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
             self.mode = "offline"
+            # the failed start leaves its run registered with W&B's service process ("run ID ... is in
+            # use"): shut that service down, so the offline run starts in a fresh one, same run id
+            # (`wandb sync` later uploads it as that run)
+            try:
+                wandb.teardown()
+            except Exception:
+                pass
             self.run = wandb.init(settings=settings("offline"), **kw)
         self.run.define_metric("fit/index")
         self.run.define_metric("fit/*", step_metric="fit/index")
