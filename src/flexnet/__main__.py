@@ -1,6 +1,13 @@
-"""`python -m flexnet [overrides] [-m]`: one EMC measurement per Hydra job."""
+"""`python -m flexnet [overrides] [-m]`: one EMC measurement per Hydra job.
+
+Before a job touches its output directory: the config is validated (schema.py), the directory is
+locked and claimed (outdir.py: one writer; results of another config refused unless fresh=true);
+only then are `.hydra/` written and a stale `error.txt` removed. Bad input, a directory in use and
+Ctrl-C end with one line on stderr, never a traceback.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,23 +37,75 @@ def _job_info() -> dict:
     return info
 
 
+def _resolve(cfg: DictConfig) -> dict:
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        raise ConfigError(f"{key}: cannot be resolved ({str(e).splitlines()[0]})") from None
+
+
+def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
+    from .tracking import FITS_FILE
+
+    try:
+        done = sum(1 for l in (outdir / FITS_FILE).read_bytes().split(b"\n") if l.strip())
+    except OSError:
+        done = 0
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    where = str(outdir.parent) if multirun else str(outdir)
+    cmd = " ".join(["python -m flexnet", *(["-m"] if multirun else []),
+                    *[o for o in overrides if not o.startswith(key + "=")], f"{key}={where}"])
+    return (f"flexnet: interrupted: {done} finished attempt(s) journalled in {outdir / FITS_FILE}; "
+            f"resume with: {cmd}")
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    from .job import run_job
+    from . import outdir as od
 
-    outdir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    outdir = Path(hc.runtime.output_dir)
+    multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    had_results = od.has_results(outdir)
+    lock = None
+    claimed = False
     try:
-        result = run_job(OmegaConf.to_container(cfg, resolve=True), outdir, _job_info())
+        from .job import result_hash, run_job
+        from .schema import DIRECTIVES, validate_config
+
+        plain = _resolve(cfg)
+        validate_config(plain)
+        fresh = bool(plain.get("fresh", False))
+        for d in DIRECTIVES:
+            plain.pop(d, None)
+        lock = od.DirLock(outdir, key).acquire()
+        od.claim(outdir, result_hash(plain), result_hash, fresh, key)
+        claimed = True
+        lock.write_owner()
+        od.write_hydra_dir(outdir, cfg, hc_config(), hc.overrides.task)
+        (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # stale: from an earlier run of this directory
+        result = run_job(plain, outdir, _job_info())
     except ConfigError as e:
         print(f"flexnet: error: {e}", file=sys.stderr, flush=True)
-        try:
-            (outdir / "error.txt").write_text(f"{e}\n")
-        except OSError:
-            pass
+        if claimed or not had_results:  # a refused run leaves a directory with results as it was
+            try:
+                (outdir / od.ERROR_FILE).write_text(f"{e}\n")
+            except OSError:
+                pass
         raise SystemExit(2)
-    if result.get("mostly_broken") and HydraConfig.get().mode.name != "MULTIRUN":
+    except KeyboardInterrupt:
+        print(_interrupted(outdir, multirun, list(hc.overrides.task)), file=sys.stderr, flush=True)
+        raise SystemExit(130)
+    finally:
+        if lock is not None:
+            lock.release()
+    if result.get("mostly_broken") and not multirun:
         # emc.json is written; the exit status says the measurement is not one (a sweep goes on)
         print(f"flexnet: error: {result['diverged'] + result['degenerate']} of {result['fits']} attempts diverged "
               f"or ended degenerate: lower optimizer.lr (now {cfg.optimizer.lr})", file=sys.stderr, flush=True)
@@ -54,5 +113,54 @@ def main(cfg: DictConfig) -> float:
     return float(result["emc"])
 
 
+def hc_config():
+    """Hydra's own config as Hydra saves it (.hydra/hydra.yaml)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.instance().cfg
+
+
+def _hydra_error_line(e: BaseException) -> str:
+    """Hydra's composition errors (unknown option, override of a key that does not exist, bad
+    override syntax) as one line."""
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    first = lines[0] if lines else type(e).__name__
+    if first.startswith("In '") and "Could not find" in first and "Available options" in " ".join(lines):
+        what = first.split("Could not find", 1)[1].strip().strip("'")
+        group, _, name = what.rpartition("/")
+        rest = lines[lines.index(next(l for l in lines if l.startswith("Available options"))) + 1:]
+        opts = []
+        for l in rest:
+            if l.endswith(":") or "=" in l:  # "Config search path:" and its provider lines
+                break
+            opts.append(l)
+        return f"{group}={name!r}: unknown option; allowed: {', '.join(opts)}"
+    if first.startswith("Could not override '"):
+        key = first.split("'")[1]
+        hint = next((l for l in lines if l.startswith("To append")), "")
+        val = hint.split("=", 1)[1] if "=" in hint else "?"
+        return f"{key}={val}: no such key in this config (a new key needs +{key}=...; see python -m flexnet --cfg job)"
+    return " ".join(lines)[:500]
+
+
+def cli() -> None:
+    """`python -m flexnet`: Hydra's own errors (composition, override syntax) as one line too."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user_full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its multi-line report
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as e:
+        if user_full == "1":
+            raise
+        print(f"flexnet: error: {_hydra_error_line(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    except KeyboardInterrupt:  # before a job started (composition, launch)
+        print("flexnet: interrupted before any job started; nothing was written", file=sys.stderr, flush=True)
+        raise SystemExit(130)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -25,6 +25,7 @@ from .emc import SEARCHES, Attempt, SearchResult
 from .errors import ConfigError, require
 from .models import plan_model
 from .optim import apply_reparam, budget_factor, build_procedure
+from .schema import validate_config
 from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .trials import run_trials
@@ -39,7 +40,7 @@ CURVE_FILE = "curve.jsonl"
 _DATA_CACHE: dict[str, Any] = {}
 
 
-def _build_checks(cfg: dict) -> tuple[Checks, Any]:
+def build_checks(cfg: dict) -> tuple[Checks, Any]:
     """convergence.* -> Checks. grad_tol: a number (absolute), 'descent' (the default), 'init', or
     'auto' (an absolute tolerance calibrated once per job, see calibrate_grad_tol)."""
     c = dict(cfg)
@@ -59,7 +60,7 @@ def _build_checks(cfg: dict) -> tuple[Checks, Any]:
     return checks, (grad_tol, calib)
 
 
-def _build_budget(cfg: dict) -> Budget:
+def build_budget(cfg: dict) -> Budget:
     fields = {f.name for f in dataclasses.fields(Budget)}
     unknown = sorted(set(cfg) - fields)
     if unknown:
@@ -92,8 +93,17 @@ class Setup:
     grad_tol_spec: Any
 
 
+def result_hash(cfg: dict) -> str:
+    """The journal's config hash: of the keys that can change a result. search.trials only says how
+    many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them)."""
+    result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
+    result_cfg["search"] = {k: v for k, v in cfg["search"].items() if k != "trials"}
+    return config_hash(result_cfg)
+
+
 def setup(cfg: dict) -> Setup:
     """Validate and build everything from a plain config dict; raises ConfigError on bad input."""
+    validate_config(cfg)  # every key's type and range, before any data loads (schema.py)
     require(isinstance(cfg.get("seed"), int), "seed", cfg.get("seed"), "must be an integer")
     thr = cfg["search"].get("fit_threshold", 1.0)
     require(isinstance(thr, (int, float)) and 0 < thr <= 1, "search.fit_threshold", thr,
@@ -104,8 +114,8 @@ def setup(cfg: dict) -> Setup:
                 "must be a positive number of parameters (e.g. 1e4)")
     device = resolve_device(cfg.get("device", "auto"))
     procedure = build_procedure(knobs(cfg["optimizer"], drop=()), knobs(cfg["regularizer"], drop=()))
-    checks, tol_spec = _build_checks(knobs(cfg.get("convergence") or {}, drop=()))
-    budget = _build_budget(knobs(cfg.get("train") or {}, drop=()))
+    checks, tol_spec = build_checks(knobs(cfg.get("convergence") or {}, drop=()))
+    budget = build_budget(knobs(cfg.get("train") or {}, drop=()))
     recipe = Recipe(procedure=procedure, budget=budget, checks=checks, fit_threshold=float(thr))
     data = load_data(cfg, device)
     scaling_cfg = knobs(cfg["scaling"], drop=())
@@ -165,6 +175,7 @@ class Oracle:
         self.curve_path = curve_path
         self.trial = trial  # search.trials > 1: this trial's number (its attempt seeds), recorded
         self.replayed = 0
+        self.replayed_seconds = 0.0  # training time of the replayed attempts (earlier segments of the job)
         self.reparam_info: dict = {}
 
     def seed(self, n: int, attempt: int) -> int:
@@ -197,7 +208,9 @@ class Oracle:
         if old is None:
             return None
         self.replayed += 1
-        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost", 0.0)), old["status"], old)
+        self.replayed_seconds += float(old.get("seconds") or 0.0)
+        old = {**old, "replayed": True}  # marked in the progress log (not written back to the journal)
+        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost") or 0.0), old["status"], old)
 
     def _prepare(self, n: int, attempt: int):
         """The attempt's own seed, subset and freshly initialised model."""
@@ -310,9 +323,19 @@ def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
 def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
     r = a.record
     trial = f"trial {r['trial']}: " if "trial" in r else ""
-    log.info("%sn=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]", trial,
+    log.info("%sn=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]%s", trial,
              a.n, a.attempt, a.status, r.get("train_acc") or 0.0, r.get("epochs") or 0, r.get("seconds") or 0.0,
-             lo, "-" if hi is None else hi)
+             lo, "-" if hi is None else hi, "  (replayed from the journal)" if r.get("replayed") else "")
+
+
+def _check_sizes(search: dict, start: int, pool: int) -> None:
+    """The search's first (or only) size against the pool, with the key that sets it."""
+    if search.get("name") == "fixed" and search.get("n") is not None:
+        key, n = "search.n", search["n"]
+    else:
+        key, n = ("search.start_ratio" if search.get("start_ratio") is not None else "search.start"), start
+    require(int(n) <= pool, key, search.get(key.split(".")[1], n),
+            f"gives n={n}, more than the training pool ({pool} samples); lower it or enlarge the dataset")
 
 
 def set_threads(spec, params: int) -> int:
@@ -344,11 +367,8 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
                 "must be a positive number (search.start = ratio x actual parameters) or null")
         start = max(2, min(s.data.pool_size, int(round(ratio * s.plan.actual))))
         log.info("search.start_ratio=%g: starting at n=%d", ratio, start)
-    result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
-    # search.trials only says how many trials run: trial k's attempts do not depend on it (a rerun with
-    # more trials replays the ones already journalled)
-    result_cfg["search"] = {k: v for k, v in cfg["search"].items() if k != "trials"}
-    journal = Journal(outdir / FITS_FILE, config_hash(result_cfg))
+    _check_sizes(cfg["search"], start, s.data.pool_size)  # before any training (calibration included)
+    journal = Journal(outdir / FITS_FILE, result_hash(cfg), fit_threshold=float(cfg["search"].get("fit_threshold", 1.0)))
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
     logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir, job_info)
@@ -382,6 +402,9 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         if trials > 1:
             result.update(_trials_summary(s, runs))
         result["params"].update(oracles[0].reparam_info.get("params", {}))
+        earlier = sum(o.replayed_seconds for o in oracles)
+        if earlier:  # a resumed job: its time covers the earlier segments' (journalled) training too
+            result.update(seconds_this_segment=result["seconds"], seconds=result["seconds"] + earlier)
         result.update(started_at=started_at, finished_at=time.time())  # wall clock (s since epoch)
         write_result(outdir, result)
         logger.log_summary(result)

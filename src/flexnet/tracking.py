@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -43,31 +44,101 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(_clean(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class Journal:
-    """Append-only `fits.jsonl`; replays lines whose `config_hash` matches."""
+# attempt outcomes a journal record may carry (a record with another status is not replayed)
+STATUSES = ("fitted", "failed", "diverged", "unverified", "degenerate")
+REJECTED_FILE = "fits.rejected.jsonl"
 
-    def __init__(self, path: Path, chash: str):
+
+def _int(v: Any, lo: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
+    """Why a journal record cannot be replayed (None: it can). Shape, types, and the status
+    against the record's own accuracy (an edited status that contradicts train_acc is not trusted)."""
+    if not isinstance(rec, dict):
+        return f"not a JSON object ({type(rec).__name__})"
+    for key, lo in (("n", 1), ("attempt", 0)):
+        if not _int(rec.get(key), lo):
+            return f"{key}={rec.get(key)!r} is not an integer >= {lo}"
+    if "trial" in rec and rec["trial"] is not None and not _int(rec["trial"], 0):
+        return f"trial={rec['trial']!r} is not an integer >= 0"
+    status = rec.get("status")
+    if status not in STATUSES:
+        return f"status={status!r} is not one of {', '.join(STATUSES)}"
+    acc = rec.get("train_acc")
+    if acc is not None and not (isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1):
+        return f"train_acc={acc!r} is not an accuracy in [0, 1]"
+    for key in ("cost", "seconds"):
+        v = rec.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+            return f"{key}={v!r} is not a number >= 0"
+    fitted = rec.get("fitted")
+    if fitted is not None and fitted is not (status == "fitted"):
+        return f"status={status!r} contradicts fitted={fitted!r}"
+    if isinstance(acc, (int, float)) and status in ("fitted", "failed", "unverified"):
+        if (status == "fitted") != (acc >= fit_threshold - 1e-12):
+            return f"status={status!r} contradicts train_acc={acc} (fit threshold {fit_threshold})"
+    return None
+
+
+class Journal:
+    """Append-only `fits.jsonl`; replays lines whose `config_hash` matches.
+
+    Loading checks every line (check_record): a line cut by a kill mid-write, valid JSON of the
+    wrong shape or a record whose status contradicts its accuracy is not replayed; it is moved to
+    `fits.rejected.jsonl` (with the reason), the journal is rewritten without it, and one log line
+    says how many lines were set aside and why."""
+
+    def __init__(self, path: Path, chash: str, fit_threshold: float = 1.0):
         self.path, self.chash = Path(path), chash
+        self.fit_threshold = float(fit_threshold)
         self.replayed: dict[tuple[int, int, int], dict] = {}  # (trial, n, attempt)
+        self.rejected: list[tuple[int, str]] = []  # (line number, reason)
         if self.path.exists():
             self._load()
 
     def _load(self) -> None:
         good: list[str] = []
+        bad: list[dict] = []
         with open(self.path, "rb") as f:
             raw = f.read()
-        for line in raw.split(b"\n"):
+        lines = raw.split(b"\n")
+        for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
+            text = line.decode("utf-8", errors="replace")
             try:
                 rec = json.loads(line)
-            except ValueError:  # a line cut by a kill mid-write: dropped
+                why = check_record(rec, self.fit_threshold)
+            except ValueError:
+                rec, why = None, ("cut short (a kill mid-write)" if i == len(lines) and not raw.endswith(b"\n")
+                                  else "not valid JSON")
+            if why is not None:
+                self.rejected.append((i, why))
+                bad.append({"line": i, "reason": why, "text": text})
                 continue
-            good.append(line.decode())
-            if rec.get("config_hash") == self.chash and "n" in rec and "attempt" in rec:
-                self.replayed[(int(rec.get("trial") or 0), int(rec["n"]), int(rec["attempt"]))] = rec
-        if raw and not raw.endswith(b"\n") or len(good) != len([l for l in raw.split(b"\n") if l.strip()]):
-            # rewrite without the broken tail so later appends start on a clean line
+            good.append(text)
+            if rec.get("config_hash") == self.chash:
+                key = (int(rec.get("trial") or 0), rec["n"], rec["attempt"])
+                if key in self.replayed:
+                    self.rejected.append((i, f"repeats n={rec['n']} attempt {rec['attempt']} (the first is kept)"))
+                    bad.append({"line": i, "reason": self.rejected[-1][1], "text": text})
+                    good.pop()
+                    continue
+                self.replayed[key] = rec
+        if bad:
+            with open(self.path.with_name(REJECTED_FILE), "a") as f:
+                for b in bad:
+                    f.write(json.dumps(b) + "\n")
+            shown = "; ".join(f"line {i}: {why}" for i, why in self.rejected[:3])
+            more = f"; and {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
+            msg = (f"journal {self.path}: {len(bad)} line(s) not replayed ({shown}{more}); "
+                   f"moved to {self.path.with_name(REJECTED_FILE)}")
+            print(f"flexnet: warning: {msg}", file=sys.stderr, flush=True)  # one line, also when logging is off
+            log.debug(msg)
+        if bad or (raw and not raw.endswith(b"\n")):
+            # rewrite without them so later appends start on a clean line and readers see valid records
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(l + "\n" for l in good))
             os.replace(tmp, self.path)
@@ -241,6 +312,13 @@ class WandbLogger(Logger):
             log.warning("W&B online start failed (%s); logging offline instead",
                         str(e).splitlines()[0] if str(e) else type(e).__name__)
             self.mode = "offline"
+            # the failed start leaves its run registered with W&B's service process ("run ID ... is in
+            # use"): shut that service down, so the offline run starts in a fresh one, same run id
+            # (`wandb sync` later uploads it as that run)
+            try:
+                wandb.teardown()
+            except Exception:
+                pass
             self.run = wandb.init(settings=settings("offline"), **kw)
         self.run.define_metric("fit/index")
         self.run.define_metric("fit/*", step_metric="fit/index")

@@ -52,17 +52,24 @@ def _frame_from_covtype(root: Path, download: bool):
     import pandas as pd
     from sklearn.datasets import fetch_covtype
 
+    from .safe_pickle import load_joblib
+
     where = root / "covertype"
     if not download and not ((where / "samples_py3").is_file() and (where / "targets_py3").is_file()):
         raise missing("covertype", where, what="no scikit-learn covertype cache (samples_py3, targets_py3)")
+    cached = (where / "samples_py3").is_file() and (where / "targets_py3").is_file()
     try:
-        b = fetch_covtype(data_home=str(root), download_if_missing=bool(download))
+        if cached:  # read through an allowlist (numpy arrays only), never sklearn's plain joblib.load
+            x = np.asarray(load_joblib(where / "samples_py3"))
+            target = np.asarray(load_joblib(where / "targets_py3"))
+        else:  # download=true: sklearn fetches the official archive and returns it
+            b = fetch_covtype(data_home=str(root), download_if_missing=True)
+            x, target = np.asarray(b.data), np.asarray(b.target)
     except Exception as e:
         raise unreadable("covertype", where, e) from None
-    x = np.asarray(b.data)
-    if x.ndim != 2 or x.shape[0] != len(b.target):
-        raise unreadable("covertype", where, ValueError(f"samples {x.shape} vs targets {len(b.target)}"))
-    return pd.DataFrame(x), pd.Series(np.asarray(b.target)), str(where)
+    if x.ndim != 2 or target.ndim != 1 or x.shape[0] != len(target) or x.dtype == object or target.dtype == object:
+        raise unreadable("covertype", where, ValueError(f"samples {x.shape} {x.dtype} vs targets {target.shape}"))
+    return pd.DataFrame(x), pd.Series(target), str(where)
 
 
 def _frame_from_openml(name: str, root: Path, data_id: int, download: bool, target: Optional[str]):

@@ -66,34 +66,65 @@ def mnist(root: Optional[str] = None, download: bool = False) -> DataBundle:
 
 
 def _cifar(name: str, cls, root: Optional[str], download: bool, verify: bool) -> DataBundle:
+    """CIFAR's python batches: md5 of the official release checked (verify=true), and every file
+    unpickled through an allowlist (numpy arrays and plain containers: safe_pickle.py) either way."""
+    from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+
+    from .safe_pickle import load_pickle
+
     base = data_root(root)
     folder = base / cls.base_folder
-    if not verify:  # the same reader without the md5 check (e.g. re-packed or generated batches)
-        cls = type(cls.__name__, (cls,), {
-            "train_list": [[f, None] for f, _ in cls.train_list],
-            "test_list": [[f, None] for f, _ in cls.test_list],
-            "meta": dict(cls.meta, md5=None),
-        })
+    files = [(f, m, True) for f, m in cls.train_list] + [(f, m, False) for f, m in cls.test_list]
+    meta = (cls.meta["filename"], cls.meta["md5"])
+    absent = [f for f, _ in [(f, m) for f, m, _ in files] + [meta] if not (folder / f).is_file()]
+    if absent and download:
+        try:
+            download_and_extract_archive(cls.url, str(base), filename=cls.filename, md5=cls.tgz_md5)
+        except Exception as e:
+            raise ConfigError(f"dataset={name}: download into {base} failed ({type(e).__name__}: {e})") from None
+        absent = [f for f in absent if not (folder / f).is_file()]
+    if absent:
+        raise missing(name, folder, what=f"{absent[0]} not found")
+    if verify:
+        for f, md5 in [(f, m) for f, m, _ in files] + [meta]:
+            if not check_integrity(str(folder / f), md5):
+                raise ConfigError(f"dataset={name}: {folder / f} fails the md5 check of the official release "
+                                  f"(corrupt, truncated or not CIFAR); remove it and fetch the release again "
+                                  f"(dataset.download=true, or copy the official files into {folder})")
+
+    def read(f: str) -> dict:
+        try:
+            d = load_pickle(folder / f)
+        except Exception as e:  # truncated, foreign or unsafe pickles: UnpicklingError, EOFError, ...
+            raise unreadable(name, folder / f, e) from None
+        if not isinstance(d, dict):
+            raise unreadable(name, folder / f, ValueError(f"a {type(d).__name__}, not a dict"))
+        return d
+
+    lab_key = "fine_labels" if "fine_label_names" in cls.meta.get("key", "") else "labels"
     parts = []
     for train in (True, False):
-        try:
-            ds = cls(str(base), train=train, download=bool(download))
-        except RuntimeError as e:
-            files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-            absent = [f for f in files if not (folder / f).is_file()]
-            if absent:
-                raise missing(name, folder, what=f"{absent[0]} not found") from None
-            raise ConfigError(f"dataset={name}: files in {folder} fail torchvision's md5 check (corrupt or "
-                              f"not the official release); re-fetch with `dataset.download=true` after "
-                              f"removing them, or accept them with `dataset.verify=false`") from None
-        except Exception as e:  # truncated or foreign pickles: UnpicklingError, EOFError, KeyError, ...
-            raise unreadable(name, folder, e) from None
-        x = np.asarray(ds.data)
-        y = np.asarray(ds.targets, dtype=np.int64)
-        if x.ndim != 4 or x.shape[0] != y.shape[0] or x.shape[-1] != 3:
+        xs, ys = [], []
+        for f, _, is_train in files:
+            if is_train != train:
+                continue
+            d = read(f)
+            try:
+                xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(d.get(lab_key, d.get("labels")), dtype=np.int64))
+            except (KeyError, ValueError, TypeError) as e:
+                raise unreadable(name, folder / f, e) from None
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if x.shape[0] != y.shape[0] or y.ndim != 1:
             raise unreadable(name, folder, ValueError(f"images {x.shape} vs labels {y.shape}"))
-        parts += [torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y)]
-        classes = list(ds.classes)
+        parts += [torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)]
+    m = read(meta[0])
+    try:
+        classes = [str(c) for c in m[cls.meta["key"]]]
+    except (KeyError, TypeError) as e:
+        raise unreadable(name, folder / meta[0], e) from None
+    if not all(0 <= int(t.min()) and int(t.max()) < len(classes) for t in (parts[1], parts[3]) if t.numel()):
+        raise unreadable(name, folder, ValueError(f"labels outside 0..{len(classes) - 1}"))
     return DataBundle(name, parts[0], parts[1], parts[2], parts[3], num_classes=len(classes),
                       class_names=classes, meta={"root": str(base)})
 
