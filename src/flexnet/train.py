@@ -76,6 +76,8 @@ class Checks:
     grad_tol: float = 5e-2
     grad_rel: float = 1e-2
     blowup: float = 100.0        # a plateau with weights this many times their initial norm is degenerate
+    polish_steps: int = 50       # full-batch GD steps (on a copy) before the gradient and Hessian checks:
+    #                              they remove SGD's oscillation across stiff directions (0: off)
     min_eig: float = -1e-2       # ... no Hessian eigenvalue below this ...
     patience: int = 10           # ... and the smoothed loss flat for this many epochs
     patience_steps: int = 200    # ... and this many optimizer steps
@@ -103,6 +105,8 @@ class Checks:
                 "convergence.grad_rel", self.grad_rel, "must be a positive number")
         require(isinstance(self.blowup, (int, float)) and self.blowup > 1, "convergence.blowup", self.blowup,
                 "must be a number > 1")
+        require(isinstance(self.polish_steps, int) and self.polish_steps >= 0, "convergence.polish_steps",
+                self.polish_steps, "must be an integer >= 0 (0: check the iterate itself)")
         require(int(self.check_every) >= 1, "convergence.check_every", self.check_every, "must be >= 1")
 
 
@@ -140,6 +144,8 @@ class FitResult:
     lr_final: Optional[float] = None  # the lr when the attempt stopped, as a fraction of the procedure's lr
     lr_decays: int = 0
     checks_run: int = 0               # plateaus at which the minimum checks ran
+    grad_norm_polished: Optional[float] = None  # the gradient after convergence.polish_steps GD steps
+    polish_lambda: Optional[float] = None       # the top Hessian eigenvalue that set the polish lr
 
     @property
     def fitted(self) -> bool:
@@ -183,20 +189,35 @@ class _Checker:
             self.tol = max(float(c.grad_rel) * self.init_grad, 1e-12)
         self.seconds += time.perf_counter() - t0
 
-    def gradient(self) -> float:
+    def gradient(self, model: Optional[nn.Module] = None, key: str = "grad_norm") -> float:
         t0 = time.perf_counter()
-        gn = conv.grad_norm(self.model, self.x, self.y, self.recipe.procedure.loss_fn, self.recipe.checks.chunk)
+        gn = conv.grad_norm(model or self.model, self.x, self.y, self.recipe.procedure.loss_fn,
+                            self.recipe.checks.chunk)
         self.seconds += time.perf_counter() - t0
-        self.last["grad_norm"] = gn
+        self.last[key] = gn
         return gn
 
-    def hessian(self) -> conv.HessianReport:
+    def polished(self) -> nn.Module:
+        """The point the gradient and Hessian checks look at: the iterate after polish_steps
+        full-batch GD steps on a copy (convergence.polish), or the iterate itself."""
         c = self.recipe.checks
+        if not c.polish_steps:
+            return self.model
         t0 = time.perf_counter()
-        rep = conv.extreme_eigenvalues(self.model, self.x, self.y, self.recipe.procedure.loss_fn,
+        m, lam = conv.polish(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.polish_steps,
+                             c.chunk, self.seed)
+        self.seconds += time.perf_counter() - t0
+        self.last["polish_lambda"] = lam
+        return m
+
+    def hessian(self, model: Optional[nn.Module] = None) -> conv.HessianReport:
+        c = self.recipe.checks
+        model = model or self.model
+        t0 = time.perf_counter()
+        rep = conv.extreme_eigenvalues(model, self.x, self.y, self.recipe.procedure.loss_fn,
                                        tol=c.lanczos_tol, max_iters=c.lanczos_iters, chunk=c.chunk, seed=self.seed)
         if c.trace:
-            rep.trace = conv.hutchinson_trace(self.model, self.x, self.y, self.recipe.procedure.loss_fn,
+            rep.trace = conv.hutchinson_trace(model, self.x, self.y, self.recipe.procedure.loss_fn,
                                               c.trace_iters, self.seed)
         self.seconds += time.perf_counter() - t0
         self.last.update(min_eig=rep.min_eig, max_eig=rep.max_eig, lanczos_iters=rep.iterations,
@@ -229,11 +250,15 @@ class _Checker:
         if not plateaued:
             self.gradient()
             return "not_flat"
-        if self.gradient() > self.tol:
+        self.gradient()  # at the iterate (recorded); the verdict reads the polished point's gradient
+        point = self.polished()
+        if point is not self.model and self.gradient(point, "grad_norm_polished") > self.tol:
+            return "steep"
+        if point is self.model and self.last["grad_norm"] > self.tol:
             return "steep"
         if not c.hessian:
             return "verified"
-        rep = self.hessian()
+        rep = self.hessian(point)
         return "verified" if math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig else "saddle"
 
     def verified(self, plateaued: bool) -> bool:
@@ -369,7 +394,8 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         lanczos_iters=last.get("lanczos_iters"), check_seconds=checker.seconds,
         verified=None if status in ("fitted", "diverged") else status == "failed", policy=budget.policy,
         grad_tol=checker.tol, init_loss=_finite(checker.init_loss), init_grad_norm=_finite(checker.init_grad),
-        checks_run=checker.runs, **extra,
+        checks_run=checker.runs, grad_norm_polished=_finite(last.get("grad_norm_polished")),
+        polish_lambda=_finite(last.get("polish_lambda")), **extra,
     )
 
 
