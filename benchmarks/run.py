@@ -6,7 +6,10 @@
 2. training throughput: flexnet's fit loop against a bare hand-written PyTorch loop;
 3. the verified-minimum checks' share of job time on the default config;
 4. batched attempts (4 and 16 stacked models) against one at a time;
-5. a job with `search.trials=4`, its rounds stacked against one attempt at a time.
+5. a job with `search.trials=4`, its rounds stacked against one attempt at a time;
+6. the default job (both labelings) trained to a verdict (train.policy=converge) against the old
+   default (the fixed cosine schedule): EMC, certificate, cost and where the time goes.
+`--only 6` reruns section 6 alone and replaces it in the existing file (its header carries its own date).
 Each figure names the device that produced it.
 """
 from __future__ import annotations
@@ -215,6 +218,44 @@ def bench_checks(fits, res, lines, label):
               f"{_median([f['lanczos_iters'] for f in fits if f.get('lanczos_iters')])}", ""]
 
 
+# the default before train.policy=converge: cosine over 500 epochs / 3000 steps, 2 extensions at 0.1x lr,
+# an absolute gradient tolerance of 0.05 on the iterate itself
+OLD_DEFAULT = ["train.policy=fixed", "train.epochs=500", "train.min_steps=3000", "train.max_extensions=2",
+               "convergence.grad_tol=0.05", "convergence.polish_steps=0"]
+
+
+def bench_policies(tmp, lines, dev):
+    lines += ["## 6. Converged search vs the old fixed schedule (the default job)", "",
+              f"Run on {time.strftime('%Y-%m-%d %H:%M')}, device {device_name(str(dev))}. converge: the default "
+              "(constant lr, x0.5 at each unverified plateau, cap 2000 epochs / 20,000 steps); fixed: the old default "
+              f"`{' '.join(OLD_DEFAULT)}`. Time split: seconds in attempts that fitted / that did not; the checks "
+              "(gradient, polish, Hessian) are part of both.", "",
+              "| labeling | policy | EMC | bracket | converged | attempts | unverified | sample-epochs | wall s "
+              "| in fits | in failures | in checks |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for labeling in ("semantic", "random_labels"):
+        for policy, extra in (("converge", []), ("fixed (old)", OLD_DEFAULT)):
+            res, fits = run([f"labeling={labeling}", "threads=1", *extra], tmp / f"{labeling}-{policy[:5]}")
+            fit_s = sum(f["seconds"] for f in fits if f["status"] == "fitted")
+            fail_s = sum(f["seconds"] for f in fits if f["status"] != "fitted")
+            chk_s = sum(f.get("check_seconds") or 0 for f in fits)
+            tot = max(fit_s + fail_s, 1e-9)
+            br = res["bracket"]
+            lines.append(f"| {labeling} | {policy} | {res['emc']} | [{br['fitted']}, {br['failed']}] | "
+                         f"{res['converged']} | {res['fits']} | {res['unverified']} | {res['cost_sample_epochs']:.3g} | "
+                         f"{res['wall']:.0f} | {fit_s / tot:.0%} | {fail_s / tot:.0%} | {chk_s / tot:.0%} |")
+    lines += ["", "Target (issue: EMC at a verified minimum): the default job under 3 minutes for both labelings.", ""]
+
+
+def replace_section(path: Path, number: int, new: list[str]) -> str:
+    """The file's text with section `## <number>.` replaced by `new` (appended if absent)."""
+    old = path.read_text().splitlines() if path.exists() else ["# flexnet benchmarks", ""]
+    start = next((i for i, l in enumerate(old) if l.startswith(f"## {number}.")), None)
+    if start is None:
+        return "\n".join(old + new) + "\n"
+    end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+    return "\n".join(old[:start] + new + old[end:]) + "\n"
+
+
 def _median(v):
     v = sorted(v)
     return v[len(v) // 2] if v else "n/a"
@@ -224,9 +265,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="shorter budgets (smoke test of the benchmark itself)")
+    ap.add_argument("--only", type=int, choices=[6], default=None,
+                    help="run one section and replace it in --out, keeping the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.only == 6:
+        with tempfile.TemporaryDirectory() as d:
+            sec: list[str] = []
+            bench_policies(Path(d), sec, dev)
+        Path(args.out).write_text(replace_section(Path(args.out), 6, sec))
+        print("\n".join(sec))
+        return
     base = ["labeling=random_labels", "threads=1"]
     if args.quick:
         base += ["train.epochs=60", "train.min_steps=200", "dataset.num_samples=4000"]
@@ -244,6 +294,8 @@ def main():
         bench_checks(fb, rb, lines, "default config, random labels, bisect job of section 1")
         bench_batched(lines, dev, epochs=10 if args.quick else 40)
         bench_trials(lines, dev, tmp, epochs=40 if args.quick else 200)
+        if not args.quick:
+            bench_policies(tmp, lines, dev)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -32,7 +32,7 @@ def test_batched_matches_sequential(opt, n):
     K = 3
     xs, ys, mk = _setup(K, n)
     rec = Recipe(build_procedure(opt, {"name": "none"}), Budget(policy="fixed", epochs=100, min_steps=0, max_extensions=1),
-                 Checks(patience=5, patience_steps=20))
+                 Checks(patience=5, patience_steps=20, polish_steps=0))  # the iterate itself, as batched
     seq = [train_to_minimum(mk(i), xs[i], ys[i], rec, g=torch.Generator().manual_seed(7 + i), seed=i)
            for i in range(K)]
     models = [mk(i) for i in range(K)]
@@ -78,3 +78,16 @@ def test_search_batches_the_retries():
     assert r.emc <= 100 < r.failed
     assert o.batches == [(r.failed, (1, 2, 3))]
     assert all(a == 0 for _, a in o.single)
+
+
+def test_converge_policy_is_trained_one_attempt_at_a_time():
+    """train.policy=converge lowers each attempt's lr at its own plateaus, which one stacked
+    optimizer cannot do: such attempts are not batchable (the caller trains them one at a time)."""
+    xs, ys, mk = _setup(2, 48)
+    opt = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 32}
+    models = [mk(i) for i in range(2)]
+    fixed = Recipe(build_procedure(opt, {"name": "none"}), Budget(policy="fixed", epochs=10, min_steps=0))
+    conv = Recipe(build_procedure(opt, {"name": "none"}), Budget(policy="converge", epochs=10, min_steps=0))
+    assert batchable(models, fixed) and not batchable(models, conv)
+    res = train_batched(models, xs[:2], ys[:2], conv, [torch.Generator().manual_seed(i) for i in range(2)], [0, 1])
+    assert [r.policy for r in res] == ["converge", "converge"]

@@ -54,7 +54,7 @@ def n_params(m):
 
 
 def recipe(proc, epochs=25):
-    return Recipe(proc, Budget(epochs=epochs, min_steps=0, max_extensions=0),
+    return Recipe(proc, Budget(policy="fixed", epochs=epochs, min_steps=0, max_extensions=0),
                   Checks(hessian=False, early_verdict=False, check_fitted=False), fit_threshold=2.0)
 
 
@@ -267,11 +267,12 @@ def test_quant8_budget_counts_bits():
     from flexnet.job import setup
 
     base = {"seed": 0, "device": "cpu", "dataset": {"name": "gaussian", "num_samples": 200, "num_test": 10,
-                                                    "dim": 16, "classes": 4, "separation": 1.0, "data_seed": 0,
+                                                    "dim": 16, "num_centers": 4, "separation": 1.0, "data_seed": 0,
                                                     "max_pool_size": None, "seed": 0},
             "labeling": {"name": "semantic"}, "arch": conf("arch", "mlp"),
             "scaling": {"name": "width", "params": 500}, "optimizer": conf("optimizer", "sgd"),
-            "regularizer": {"name": "none"}, "search": conf("search", "bisect"), "train": {}, "convergence": {}}
+            "regularizer": {"name": "none"}, "search": conf("search", "bisect"), "train": {}, "convergence": {},
+            "logger": {"name": "none"}}
     fp = setup({**base, "reparam": {"name": "none"}})
     q8 = setup({**base, "reparam": conf("reparam", "quant8")})
     assert q8.plan.target == fp.plan.target == 500

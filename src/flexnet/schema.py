@@ -726,7 +726,8 @@ def _describe(t: Any) -> str:
     if origin is typing.Union and type(None) in args:
         return _describe(next(a for a in args if a is not type(None))) + ", or null"
     if origin in (list, List):
-        return f"must be a list ([...]) of {_describe(args[0]).replace('must be ', '')}s" if args else "must be a list"
+        inner = _describe(args[0]).replace("must be ", "") if args and args[0] is not Any else ""
+        return f"must be a list ([...]) of {inner}s" if inner and inner != "not allowed" else "must be a list ([...])"
     if isinstance(t, type) and issubclass(t, Enum):
         return "allowed: " + ", ".join(t.__members__)
     return {bool: "must be true or false", int: "must be an integer", float: "must be a number",
