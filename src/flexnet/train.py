@@ -176,7 +176,8 @@ class _Checker:
         self.last: dict = {}
         self.runs = 0
         c = recipe.checks
-        self.tol = float(c.grad_tol)
+        # the gradient tolerance as applied (descent: set at each check from the loss there)
+        self.tol: Optional[float] = float(c.grad_tol) if c.grad_rule == "absolute" else None
         self.init_loss = self.init_grad = self.init_norm = None
 
     def start(self) -> None:
@@ -238,19 +239,21 @@ class _Checker:
         tolerance) | 'saddle' (a Hessian eigenvalue below min_eig, or no spectrum)."""
         c = self.recipe.checks
         self.runs += 1
-        if plateaued and self.init_loss is not None:
+        if self.init_loss is not None:  # at a plateau or at the cap: a blown-up run is degenerate either way
             t0 = time.perf_counter()
             _, loss = conv.evaluate(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
             self.seconds += time.perf_counter() - t0
             if self.degenerate(loss):
                 return "degenerate"
-            if c.grad_rule == "descent" and math.isfinite(loss):
+            if plateaued and c.grad_rule == "descent" and math.isfinite(loss):
                 lr = float(self.recipe.procedure.lr)
                 self.tol = max(math.sqrt(c.rel_tol * max(loss, 0.0) / (lr * max(1, c.patience_steps))), 1e-12)
         if not plateaued:
             self.gradient()
             return "not_flat"
         self.gradient()  # at the iterate (recorded); the verdict reads the polished point's gradient
+        if self.tol is None:  # no finite loss to scale the tolerance by: cannot be verified
+            return "steep"
         point = self.polished()
         if point is not self.model and self.gradient(point, "grad_norm_polished") > self.tol:
             return "steep"
