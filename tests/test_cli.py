@@ -37,6 +37,12 @@ def test_single_run_writes_contract_files(tmp_path):
     assert res["config"]["labeling"]["name"] == "random_labels"
     assert "EMC = " in p.stdout and "bracket" in p.stdout
     assert "Traceback" not in p.stderr and "Warning" not in p.stderr
+    # the run log is flexnet.log; it opens with the solved model (the config shows the arch's default width)
+    log = (out / "flexnet.log").read_text()
+    first = log.splitlines()[0]
+    w = res["shape"]["width"]
+    assert f"model: mlp depth=1 width={w} " in first and f"{res['params']['actual']} parameters" in first
+    assert "replaces the config's arch.width=64" in first
 
 
 def test_multirun_default_sweep(tmp_path):

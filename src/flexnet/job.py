@@ -130,6 +130,16 @@ def setup(cfg: dict) -> Setup:
     return Setup(cfg, device, data, plan, recipe, tol_spec)
 
 
+def model_line(plan, arch_cfg: dict) -> str:
+    """The solved model, logged when a job starts: `--cfg job` shows the arch group's defaults (e.g.
+    arch.width: 64), which the scaling law replaces."""
+    shape = " ".join(f"{k}={v}" for k, v in plan.shape.items())
+    replaced = [f"arch.{k}={arch_cfg[k]}" for k, v in plan.shape.items() if k in arch_cfg and arch_cfg[k] != v]
+    target = "" if plan.target is None else f", target {plan.target:g}"
+    note = f"; solved by scaling={plan.scaling} (replaces the config's {', '.join(replaced)})" if replaced else ""
+    return f"model: {plan.arch} {shape}: {plan.actual} parameters{target}{note}"
+
+
 def calibrate_grad_tol(s: Setup) -> dict:
     """`convergence.grad_tol=auto`: train the model to the full budget on a small subset it clearly
     fits, read off the full-batch gradient norm there, and multiply by the calibration factor."""
@@ -355,6 +365,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
     s = setup(cfg)
+    log.info(model_line(s.plan, cfg["arch"]))
     set_threads(cfg.get("threads", "auto"), s.plan.actual)
     scfg = knobs(cfg["search"], drop=())
     search_name = scfg.pop("name")
