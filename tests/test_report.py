@@ -234,6 +234,7 @@ def test_power_law_exact_and_degenerate():
     assert R.fit_power_law([100, 200], [0, 0]) is None
 
 
+@pytest.mark.slow  # ~3 s here
 def test_cli_by_key_and_errors(sweep, tmp_path):
     env = dict(os.environ, PYTHONPATH=SRC)
     out = tmp_path / "r"
@@ -292,6 +293,7 @@ def test_cli_sweep_then_report(tmp_path):
         _assert_png(sweep / "report" / name)
 
 
+@pytest.mark.slow  # ~3 s here
 def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
     """A real tiny cap sweep (two caps, both lr policies, trained in-process): emc.json carries the
     convergence certificate, the report draws EMC against the cap with converged vs not, tabulates

@@ -175,6 +175,7 @@ def test_disabled_mode_writes_nothing_and_none_logger(tmp_path):
     assert type(make_logger({"name": "none"}, {}, tmp_path)) is Logger
 
 
+@pytest.mark.slow  # ~6 s here
 def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypatch):
     """Online requested, server unreachable: the run is not failed and does not hang."""
     import time
