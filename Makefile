@@ -1,4 +1,4 @@
-# flexnet — set-up and everyday commands.
+# flexnet — set-up and everyday commands (`make help` lists the targets).
 #   make run    create .venv if missing, install, run one EMC measurement
 #   make test   same set-up, then the test suite
 # VENV may point anywhere (CI keeps one outside the clone, keyed by the dependency list).
@@ -10,7 +10,11 @@ PYTEST_ARGS ?=
 DEPS_STAMP := $(VENV)/.flexnet-deps-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PROJECT_STAMP := $(VENV)/.flexnet-src-$(shell echo "$(CURDIR)" | sha256sum | cut -c1-12)
 
-.PHONY: install run sweep test test-fast test-slurm bench reproduce report clean slurm-start slurm-stop
+.PHONY: help install run sweep test test-fast test-slurm bench reproduce report clean slurm-start slurm-stop
+
+help:  ## list the targets
+	@echo "make TARGET [VENV=.venv] [PYTEST_ARGS=...]; targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
 
 $(DEPS_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,35 +30,39 @@ $(PROJECT_STAMP): $(DEPS_STAMP)
 	@rm -f $(VENV)/.flexnet-src-*
 	@touch $(PROJECT_STAMP)
 
-install: $(DEPS_STAMP) $(PROJECT_STAMP)
+install: $(DEPS_STAMP) $(PROJECT_STAMP)  ## create $(VENV) if missing (torch with CUDA, ~6 GB) and install flexnet into it
 
-run: install
+run: install  ## one EMC measurement with the default config (python -m flexnet)
 	$(PY) -m flexnet
 
-sweep: install
+sweep: install  ## the default sweep over scaling.params (python -m flexnet -m)
 	$(PY) -m flexnet -m
 
-test: install
+test: install  ## the test suite (all but the slurm-marked tests; what CI runs)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-fast: install
-	$(PY) -m pytest -q -m 'not slow' $(PYTEST_ARGS)
+test-fast: install  ## the quick subset: no slow and no slurm tests, nothing started on the system
+	$(PY) -m pytest -q -m 'not slow and not slurm' $(PYTEST_ARGS)
 
-slurm-start:
+slurm-start:  ## start a local single-node Slurm cluster (installs slurm/munge/mariadb with apt if missing)
 	bash scripts/slurm-local.sh start
 
-slurm-stop:
+slurm-stop:  ## stop it
 	bash scripts/slurm-local.sh stop
 
-test-slurm: install
+test-slurm: install  ## start local Slurm, run the slurm-marked tests, stop it
 	bash scripts/slurm-local.sh start
 	$(PY) -m pytest -q -m slurm -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; bash scripts/slurm-local.sh stop; exit $$rc
 
-bench: install
+bench: install  ## benchmarks, written to BENCHMARKS.md
 	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
-reproduce: install
+reproduce: install  ## every experiment preset, verdicts in REPRODUCTION.md
 	$(PY) scripts/reproduce.py --out REPRODUCTION.md
 
-clean:
+report: $(if $(DIR),install)  ## tables and figures of a sweep: make report DIR=multirun/<date>/<time> [REPORT_ARGS=...]
+	@test -n "$(DIR)" || { echo "make report: give the sweep directory, e.g. make report DIR=multirun/<date>/<time>" >&2; exit 2; }
+	$(PY) -m flexnet.report $(DIR) $(REPORT_ARGS)
+
+clean:  ## remove outputs/ and .pytest_cache
 	rm -rf outputs .pytest_cache

@@ -42,8 +42,10 @@ def compose(overrides: list[str] | None = None):
     from hydra import compose as hcompose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from flexnet.__main__ import normalize_overrides  # +experiment=NAME, as the CLI takes it
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=list(overrides or []))
+        cfg = hcompose(config_name="config", overrides=normalize_overrides(list(overrides or [])))
         return OmegaConf.to_container(cfg, resolve=False) and _resolve(cfg)
 
 

@@ -28,6 +28,7 @@ def _setup(K, n, seed=0):
     {"name": "adam", "lr": 0.01, "batch_size": 32},
 ])
 @pytest.mark.parametrize("n", [48, 400])  # 48: every attempt fits; 400: none can (verified or not)
+@pytest.mark.slow  # ~14 s here
 def test_batched_matches_sequential(opt, n):
     K = 3
     xs, ys, mk = _setup(K, n)

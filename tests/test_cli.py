@@ -37,8 +37,15 @@ def test_single_run_writes_contract_files(tmp_path):
     assert res["config"]["labeling"]["name"] == "random_labels"
     assert "EMC = " in p.stdout and "bracket" in p.stdout
     assert "Traceback" not in p.stderr and "Warning" not in p.stderr
+    # the run log is flexnet.log; it opens with the solved model (the config shows the arch's default width)
+    log = (out / "flexnet.log").read_text()
+    first = log.splitlines()[0]
+    w = res["shape"]["width"]
+    assert f"model: mlp depth=1 width={w} " in first and f"{res['params']['actual']} parameters" in first
+    assert "replaces the config's arch.width=64" in first
 
 
+@pytest.mark.slow  # a 3-job sweep, ~11 s here
 def test_multirun_default_sweep(tmp_path):
     tiny = [o for o in TINY if not o.startswith("scaling.params")]  # the sweep must come from the config
     p = run_cli(["-m", *tiny, f"hydra.sweep.dir={tmp_path}/sweep", "train.epochs=10"], cwd=tmp_path)
@@ -59,6 +66,7 @@ def test_multirun_default_sweep(tmp_path):
     ("convergence.patience=0", "convergence.patience"),
     ("convergence.min_eig=0.5", "convergence.min_eig"),
 ])
+@pytest.mark.slow  # 8 CLI runs, ~33 s here (the same checks in-process: test_reliability)
 def test_bad_input_one_clear_line(tmp_path, override, key):
     p = run_cli([*TINY, override, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert p.returncode != 0
@@ -75,6 +83,7 @@ def test_unknown_option_is_clear(tmp_path):
     assert "arch" in p.stderr and "nosuch" in p.stderr and "mlp" in p.stderr
 
 
+@pytest.mark.slow  # ~3 s here
 def test_start_ratio_scales_the_first_size_with_the_model(tmp_path):
     from conftest import compose
     from flexnet.job import run_job

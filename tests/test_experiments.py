@@ -37,6 +37,7 @@ def _skip_if_missing(name: str) -> None:
         pytest.skip(f"{name}: option file(s) not merged yet: {', '.join(miss)}")
 
 
+@pytest.mark.slow  # ~2.5 s here
 def test_every_preset_is_in_reproduce():
     assert PRESET_FILES == sorted(reproduce.BY_NAME)
     # one preset per study of the issue
@@ -114,6 +115,7 @@ PARTS = [(p.name, part) for p in reproduce.PRESETS for part in [None, *p.parts]]
 
 
 @pytest.mark.parametrize("name,part", PARTS)
+@pytest.mark.slow  # builds every sweep point's model: ~34 s here
 def test_every_sweep_point_builds(name, part):
     """Each (arch, scaling, size, data) point of every preset and part resolves to a model: a size
     below a family's floor, or a law the family lacks, would fail those jobs of `make reproduce`."""

@@ -125,6 +125,7 @@ def _pair_params():
             for t in TARGETS:
                 slow = arch in TIMM_FAMILIES and (iname != "cifar" or t in (1e3, 1e7))
                 slow = slow or (arch, law) == ("inception_small", "width") and iname not in ("mnist1d", "cifar")
+                slow = slow or arch in ("resnet", "efficientnet") and t >= 1e5  # 2.5-4.5 s each here
                 out.append(pytest.param(arch, law, iname, t, id=f"{arch}-{law}-{iname}-{t:.0e}",
                                         marks=[pytest.mark.slow] if slow else []))
     return out
@@ -311,6 +312,7 @@ def _describe(*args, timeout=120):
                           env=env, timeout=timeout, cwd=ROOT)
 
 
+@pytest.mark.slow  # CLI runs, ~17 s here
 def test_describe_given_input_builds_timm_shape():
     r = _describe("arch=vit", "scaling=none", "arch.patch_size=16", "arch.embed_dim=192", "arch.depth=12",
                   "arch.num_heads=3", "arch.mlp_dim=768", "describe.input_shape=[3,224,224]", "describe.num_classes=1000")
@@ -320,6 +322,7 @@ def test_describe_given_input_builds_timm_shape():
     assert out["shape"]["embed_dim"] == 192 and out["input_shape"] == [3, 224, 224] and out["input_from"] == "describe"
 
 
+@pytest.mark.slow  # CLI runs, ~18 s here
 def test_describe_from_dataset_and_errors():
     r = _describe("dataset=digits", "arch=cnn", "scaling=depth", "scaling.params=5000")
     assert r.returncode == 0, r.stderr

@@ -73,6 +73,7 @@ def _run(args, cwd, timeout=900):
     ("reparam=subspace reparam.d=0", "reparam.d"),
     ("reparam=subspace reparam.d=100000000", "reparam.d"),
 ])
+@pytest.mark.slow  # 4 CLI runs, ~49 s here
 def test_cli_bad_values_one_line(tmp_path, override, key):
     r = _run([*override.split(), "scaling.params=300", "train.epochs=2", "train.min_steps=0",
               f"hydra.run.dir={tmp_path}"], tmp_path)

@@ -102,6 +102,7 @@ def test_bad_input_is_one_line_naming_the_key(overrides, key):
     assert ":" in msg.split("=", 1)[1]  # `key=value: what is allowed`
 
 
+@pytest.mark.slow  # composes every preset, ~10 s here
 def test_every_shipped_config_validates():
     """Every option of every group and every experiment preset passes the schema."""
     from conftest import CONF
@@ -150,6 +151,7 @@ def finished(tmp_path_factory) -> Path:
     (["arch=nosuch"], ["arch='nosuch'", "mlp"]),
     (["seed=1"], ["different configuration", "+fresh=true"]),  # valid, but not this directory's config
 ], ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None)
+@pytest.mark.slow  # a finished run, then 7 CLI runs: ~38 s here
 def test_rejected_run_changes_nothing_in_a_finished_dir(finished, bad, words):
     before = _snapshot(finished)
     p = run_cli([*FAST, *bad, f"hydra.run.dir={finished}"], cwd=finished.parent)
@@ -158,6 +160,7 @@ def test_rejected_run_changes_nothing_in_a_finished_dir(finished, bad, words):
     assert _snapshot(finished) == before
 
 
+@pytest.mark.slow  # ~16 s here
 def test_fresh_moves_old_results_aside_and_error_txt_does_not_outlive_a_good_run(tmp_path):
     d = tmp_path / "run"
     p = run_cli([*FAST, "train.epochs=abc", f"hydra.run.dir={d}"], cwd=tmp_path)
@@ -202,6 +205,7 @@ def _lines(path: Path) -> int:
     return len([l for l in path.read_bytes().split(b"\n") if l.strip()]) if path.exists() else 0
 
 
+@pytest.mark.slow  # ~24 s here
 def test_one_writer_per_dir_kill9_and_resume(tmp_path):
     """A sweep holds its sweep dir and its job dir; a second sweep or run there is refused with one
     line and changes nothing; kill -9 leaves no stuck lock; the rerun resumes from the journal, a
@@ -244,6 +248,7 @@ def test_one_writer_per_dir_kill9_and_resume(tmp_path):
     assert res["seconds"] >= journalled and res["seconds"] > res["seconds_this_segment"]
 
 
+@pytest.mark.slow  # ~6 s here
 def test_ctrl_c_is_one_line_with_the_resume_command(tmp_path):
     d = tmp_path / "run"
     p = _start([*MID, f"hydra.run.dir={d}"], tmp_path)
@@ -344,6 +349,7 @@ def test_planted_covertype_cache_is_refused_not_run(tmp_path):
 
 # ------------------------------------------------------------------ W&B without network
 
+@pytest.mark.slow  # ~5 s here
 def test_wandb_online_failure_keeps_metrics_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from test_wandb import _key, _summary, finished_records

@@ -234,6 +234,7 @@ def test_power_law_exact_and_degenerate():
     assert R.fit_power_law([100, 200], [0, 0]) is None
 
 
+@pytest.mark.slow  # ~3 s here
 def test_cli_by_key_and_errors(sweep, tmp_path):
     env = dict(os.environ, PYTHONPATH=SRC)
     out = tmp_path / "r"
@@ -292,6 +293,7 @@ def test_cli_sweep_then_report(tmp_path):
         _assert_png(sweep / "report" / name)
 
 
+@pytest.mark.slow  # ~3 s here
 def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
     """A real tiny cap sweep (two caps, both lr policies, trained in-process): emc.json carries the
     convergence certificate, the report draws EMC against the cap with converged vs not, tabulates
@@ -319,7 +321,7 @@ def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
     assert R.CAP_FIGURE in {p.name for p in rep.figures}
     _assert_png(tmp_path / "rep" / R.CAP_FIGURE)
     series = R.cap_series(rep.collection.jobs, rep.swept)
-    assert sorted(series) == ["train.policy=converge", "train.policy=fixed"]
+    assert sorted(series) == ["policy=converge", "policy=fixed"]  # short labels (train.policy)
     assert all([p["cap"] for p in pts] == [40, 160] for pts in series.values())
     md = (tmp_path / "rep" / "emc.md").read_text()
     assert "## EMC against the cap" in md and "converged EMCs" in md
@@ -327,3 +329,101 @@ def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
     only = R.build_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep2", n_boot=50,
                           converged_only=True)
     assert len(only.rows) == n_conv and all(row["converged"] is True for row in only.rows)
+
+
+# ---------------------------------------------------------------- figures a reader understands
+
+ARCH_KNOBS = {"mlp": {"depth": 1, "width": 64, "activation": "relu", "dropout": 0.0},
+              "vit": {"patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 2, "mlp_dim": 128,
+                      "class_token": True, "global_pool": "token", "qkv_bias": True, "activation": "gelu",
+                      "dropout": 0.0, "drop_path": 0.0, "fused_attn": False}}
+
+
+def _arch_sweep(root: Path, archs=("mlp", "vit"), sizes=SIZES, seeds=(0, 1)) -> Path:
+    """A sweep over arch (each family with its own knobs, as a real arch=mlp,vit sweep has) and labelings."""
+    num = 0
+    for arch in archs:
+        for labeling in ("semantic", "random_labels"):
+            for target, actual in sizes.items():
+                for seed in seeds:
+                    cfg = _config(labeling, target, seed)
+                    cfg["arch"] = {"name": arch, **ARCH_KNOBS[arch]}
+                    cfg["scaling"]["name"] = "width" if arch == "mlp" else "sovit"
+                    d = root / str(num)
+                    d.mkdir(parents=True)
+                    res = _result(cfg, _emc(labeling, actual, seed) + (5 if arch == "vit" else 0), actual,
+                                  _test_acc(labeling, actual, seed), num=num, sweep=str(root))
+                    res["arch"] = arch
+                    (d / "emc.json").write_text(json.dumps(res))
+                    num += 1
+    return root
+
+
+def test_series_labels_are_short_and_only_the_keys_that_vary(tmp_path):
+    """arch=mlp,vit x labeling: the vit knobs and the law follow arch.name, so they name no series;
+    the figures call the series by the option values."""
+    rep = R.build_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
+    assert rep.by == ["arch.name", "labeling.name"]
+    assert "arch.embed_dim" in rep.swept and "scaling.name" in rep.swept  # still columns of emc.csv
+    assert set(rep.groups) == {f"arch={a}, labeling={lab}" for a in ("mlp", "vit")
+                               for lab in ("semantic", "random_labels")}
+    labels = {g["label"] for g in rep.groups.values()}
+    assert labels == {"mlp, semantic", "mlp, random_labels", "vit, semantic", "vit, random_labels"}
+    legend = rep.figure_text["emc_vs_params.png"]["legend"]
+    for lab in labels:
+        assert any(e.startswith(lab + "  (b=") for e in legend), (lab, legend)
+    assert max(len(e) for e in legend) < 60
+    assert set(rep.figure_text["log_emc.png"]["ticks"]) == labels
+    # a key that varies on its own still names the series, by its last part
+    job = rep.collection.jobs[0]
+    assert R.short_label(job, ["optimizer.lr", "arch.name"]) == "lr=0.1, " + job.config["arch.name"]
+
+
+def test_titles_name_the_fixed_settings(tmp_path, sweep):
+    rep = R.build_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
+    title = rep.figure_text["emc_vs_params.png"]["title"]
+    assert title.splitlines()[1] == "dataset mnist1d, optimizer sgd, lr 0.1"  # arch, labels, law vary
+    single = R.build_report([sweep], n_boot=50, out=tmp_path / "single")  # only the labeling varies
+    for name, text in single.figure_text.items():
+        assert text["title"].splitlines()[-1] == "dataset mnist1d, arch mlp, scaling width, optimizer sgd, lr 0.1", name
+
+
+def test_construction_line_only_for_relu_mlps(tmp_path):
+    both = R.build_report([_arch_sweep(tmp_path / "both")], n_boot=50)
+    assert sum("2-layer ReLU" in e for e in both.figure_text["emc_vs_params.png"]["legend"]) == 1  # mnist1d: d = 40
+    vit = R.build_report([_arch_sweep(tmp_path / "vit", archs=("vit",))], n_boot=50)
+    assert not any("2-layer ReLU" in e for e in vit.figure_text["emc_vs_params.png"]["legend"])
+
+
+def test_no_interval_from_fewer_than_three_points(tmp_path):
+    """Two sizes, two seeds: a power law but no bootstrap interval (figure, emc.md, groups.csv); no
+    error bars from two seeds either."""
+    two = {500: 520, 1000: 979}
+    rep = R.build_report([_arch_sweep(tmp_path / "sw", archs=("vit",), sizes=two)], n_boot=50)
+    for g in rep.groups.values():
+        pl = g["power_law"]
+        assert pl is not None and math.isfinite(pl.b) and math.isnan(pl.b_lo) and math.isnan(pl.b_hi)
+    assert not any("[" in e for e in rep.figure_text["emc_vs_params.png"]["legend"])
+    assert all(r["power_law_b_lo95"] == "" for r in _read_csv(rep.out / "groups.csv"))
+    md = (rep.out / "emc.md").read_text()
+    assert "·p^" in md and "[nan" not in md
+    three = R.build_report([_arch_sweep(tmp_path / "sw3", archs=("vit",))], n_boot=50)
+    assert all(math.isfinite(g["power_law"].b_lo) for g in three.groups.values())
+
+
+def test_figures_draw_without_warnings(sweep, fixed_sweep, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tight-layout, missing-legend, ... warnings fail the test
+        rep = R.build_report([sweep, fixed_sweep, _arch_sweep(tmp_path / "sw")], out=tmp_path / "r", n_boot=50)
+    assert sorted(p.name for p in rep.figures) == sorted(R.FIGURES)
+
+
+def test_cli_lists_every_file_it_writes(sweep, capsys):
+    assert R.main([str(sweep), "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    listed = {Path(l.strip()).name for l in out.splitlines() if l.startswith("  ") and "/report/" in l}
+    written = {p.name for p in (sweep / "report").iterdir()}
+    assert listed == written and {"emc.csv", "groups.csv", "report.json", "emc.md", "generalization.csv",
+                                  "emc_vs_params.png", "log_emc.png", "generalization.png"} <= written

@@ -108,6 +108,7 @@ def test_trials_are_trained_stacked_and_mean_the_same(tmp_path):
     assert bat["emc_mean"] == seq["emc_mean"] == 24
 
 
+@pytest.mark.slow  # ~2.5 s here
 def test_more_trials_replay_the_journalled_ones_and_report_counts_each_trial(tmp_path):
     out = tmp_path / "job"
     first = run_job(compose(BASE + ["search.trials=2"]), out)

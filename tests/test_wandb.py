@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,9 @@ from omegaconf import OmegaConf
 
 from flexnet.__main__ import CONF_DIR
 from flexnet.job import run_job
-from flexnet.tracking import (Logger, config_tags, make_logger, sweep_group_name, wandb_mode,
-                              wandb_run_id)
+from flexnet.tracking import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
+                              wandb_records, wandb_run_id)
+from flexnet.tracking import main as inspect_offline
 
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
@@ -20,35 +20,9 @@ from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
 TINY = ["dataset=digits", "train.epochs=5", "train.min_steps=20", "search.start=16",
         "search.resolution=0.5", "convergence.hessian=false", "scaling.params=2000"]
 
-_BLOCK = 32768
-_HEADER = 7  # ":W&B" + uint16 magic + version byte
-
-
 def read_wandb_records(path: Path) -> list:
-    """Records of a `.wandb` transaction log (LevelDB log format: 32 KiB blocks of
-    [crc32 u32][length u16][type u8][data] chunks; types 1 full, 2 first, 3 middle, 4 last)."""
-    raw = Path(path).read_bytes()
-    assert raw[:4] == b":W&B"
-    out, buf, pos = [], b"", _HEADER
-    while pos + 7 <= len(raw):
-        left = _BLOCK - pos % _BLOCK
-        if left < 7:  # block trailer padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
-        data = raw[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind == 0 and length == 0:
-            continue
-        if kind in (1, 2):
-            buf = data
-        else:
-            buf += data
-        if kind in (1, 4):
-            rec = pb.Record()
-            rec.ParseFromString(buf)
-            out.append(rec)
-    return out
+    """Records of a `.wandb` transaction log (flexnet's reader, which `python -m flexnet.tracking` uses)."""
+    return wandb_records(path)
 
 
 def _key(it) -> str:
@@ -175,6 +149,7 @@ def test_disabled_mode_writes_nothing_and_none_logger(tmp_path):
     assert type(make_logger({"name": "none"}, {}, tmp_path)) is Logger
 
 
+@pytest.mark.slow  # ~6 s here
 def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypatch):
     """Online requested, server unreachable: the run is not failed and does not hang."""
     import time
@@ -191,3 +166,42 @@ def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypa
     offline = list((tmp_path / "o" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1  # fell back to offline (not disabled): the summary is on disk for `wandb sync`
     assert _summary(finished_records(offline[0]))["emc"] == 7
+
+
+@pytest.mark.slow  # ~6 s here (W&B's offline service starts and finishes)
+def test_offline_run_has_per_epoch_training_curves_and_a_readable_name(tmp_path, monkeypatch, capsys):
+    """Every epoch of every attempt is a history row (train/loss, train/online_acc, train/lr, ...)
+    against the job's cumulative optimizer step; a single run is named after its model and data;
+    `python -m flexnet.tracking <offline run dir>` prints them back without uploading anything."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    # one size, up to 4 attempts (random labels at n = 32 within 20 steps: they fail)
+    tiny = [o for o in TINY if not o.startswith("search.resolution")]  # not a key of search=fixed
+    cfg = _cfg(tiny + ["logger=wandb", "labeling=random_labels", "progress=false", "search=fixed", "search.n=32",
+                       "curve=false"])
+    outdir = tmp_path / "run"
+    result = run_job(cfg, outdir, {})
+    run_dir = next((outdir / "wandb").glob("offline-run-*"))
+    records = finished_records(next(run_dir.glob("run-*.wandb")))
+    metrics = {r.metric.name or r.metric.glob_name: r.metric.step_metric for r in records
+               if r.WhichOneof("record_type") == "metric"}
+    assert metrics.get("train/*") == "train/global_step"
+    run = read_offline_run(run_dir)
+    assert run["name"] == "mlp-2000p-random_labels-sgd"
+    rows = [r for r in run["history"] if "train/loss" in r]
+    fits = [json.loads(l) for l in (outdir / "fits.jsonl").read_text().splitlines()]
+    assert len(rows) == sum(f["epochs"] for f in fits)  # one row per epoch of every attempt
+    assert {"train/n", "train/attempt", "train/epoch", "train/step", "train/online_acc", "train/lr"} <= set(rows[0])
+    steps = [r["train/global_step"] for r in rows]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one increasing axis over the attempts
+    assert steps[-1] == sum(f["steps"] for f in fits)
+    last = [r for r in rows if (r["train/n"], r["train/attempt"]) == (fits[-1]["n"], fits[-1]["attempt"])]
+    assert last[-1]["train/epoch"] == fits[-1]["epochs"]
+    assert run["summary"]["emc"] == result["emc"]
+    capsys.readouterr()
+    assert inspect_offline([str(run_dir)]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert lines[:-1] == run["history"] and lines[-1]["summary"]["emc"] == result["emc"]
+    assert inspect_offline([str(tmp_path)]) == 2  # not a run: one line on stderr
+    assert capsys.readouterr().err.startswith("flexnet.tracking: error: ")

@@ -196,6 +196,7 @@ def test_augment_in_a_job_online_on_augmented_stream_verdict_on_clean(tmp_path):
 
 # ---------------------------------------------------------------- learning curves
 
+@pytest.mark.slow  # ~15 s here
 def test_search_fixed_writes_learning_curve_cli(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = tmp_path / "run"

@@ -19,6 +19,13 @@ from .errors import ConfigError
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def normalize_overrides(args: list[str]) -> list[str]:
+    """`+experiment=NAME` (the presets' headers, scripts/reproduce.py) as `experiment=NAME`: the group is
+    in the defaults list (`experiment: null`, so that `experiment=NAME` works), where Hydra refuses to
+    append a second value. Both spellings compose the same config."""
+    return [a[1:] if a.startswith("+experiment=") else a for a in args]
+
+
 def _job_info() -> dict:
     from hydra.core.hydra_config import HydraConfig
 
@@ -150,6 +157,7 @@ def cli() -> None:
 
     user_full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its multi-line report
+    sys.argv[1:] = normalize_overrides(sys.argv[1:])
     try:
         main()
     except (HydraException, OmegaConfBaseException) as e:

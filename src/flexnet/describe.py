@@ -38,11 +38,11 @@ def describe(overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from .__main__ import CONF_DIR
+    from .__main__ import CONF_DIR, normalize_overrides
     from .models import ARCHS, plan_model
     from .utils import knobs
 
-    hydra_overrides, desc = split_overrides(overrides)
+    hydra_overrides, desc = split_overrides(normalize_overrides(overrides))
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="config", overrides=hydra_overrides), resolve=True)
     if "input_shape" in desc or "num_classes" in desc:

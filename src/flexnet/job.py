@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import platform
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_
 log = logging.getLogger("flexnet")
 
 # config keys that cannot change a result (excluded from the journal's config hash)
-_NON_RESULT_KEYS = ("logger", "threads", "hydra", "curve")
+_NON_RESULT_KEYS = ("logger", "threads", "hydra", "curve", "progress")
+HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
 CURVE_FILE = "curve.jsonl"
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -130,6 +132,16 @@ def setup(cfg: dict) -> Setup:
     return Setup(cfg, device, data, plan, recipe, tol_spec)
 
 
+def model_line(plan, arch_cfg: dict) -> str:
+    """The solved model, logged when a job starts: `--cfg job` shows the arch group's defaults (e.g.
+    arch.width: 64), which the scaling law replaces."""
+    shape = " ".join(f"{k}={v}" for k, v in plan.shape.items())
+    replaced = [f"arch.{k}={arch_cfg[k]}" for k, v in plan.shape.items() if k in arch_cfg and arch_cfg[k] != v]
+    target = "" if plan.target is None else f", target {plan.target:g}"
+    note = f"; solved by scaling={plan.scaling} (replaces the config's {', '.join(replaced)})" if replaced else ""
+    return f"model: {plan.arch} {shape}: {plan.actual} parameters{target}{note}"
+
+
 def calibrate_grad_tol(s: Setup) -> dict:
     """`convergence.grad_tol=auto`: train the model to the full budget on a small subset it clearly
     fits, read off the full-batch gradient norm there, and multiply by the calibration factor."""
@@ -203,6 +215,49 @@ class Oracle:
 
         return cb
 
+    def _progress_callback(self, n: int, attempt: int):
+        """Per-epoch progress of one attempt, through train_to_minimum's on_epoch: a bar on a terminal
+        (progress=bar, or auto when stderr is one), else a heartbeat line in the log at most every
+        HEARTBEAT_S seconds (progress=log, or auto otherwise), nothing with progress=false; and the
+        epoch's loss, accuracy and lr to the logger (W&B curves). Returns (callback or None, close)."""
+        from .tracking import Logger
+
+        mode = self.s.cfg.get("progress", "auto")
+        if mode in ("auto", True):
+            mode = "bar" if sys.stderr.isatty() else "log"
+        if mode is False and type(self.logger) is Logger:  # quiet, and no logger wants the epochs
+            return None, lambda: None
+        trial = f"trial {self.trial}: " if self.trial else ""
+        budget = self.s.recipe.budget
+        state = {"last": time.perf_counter(), "t0": time.perf_counter(), "bar": None}
+
+        def cb(model, m: dict) -> None:
+            self.logger.log_epoch({**self._tag(), "n": n, "attempt": attempt, **m})
+            if mode == "bar":
+                post = {"loss": f"{m['train_loss']:.4g}", "acc": f"{m['online_acc']:.4f}", "lr": f"{m['lr']:.3g}"}
+                if state["bar"] is None:
+                    from tqdm import tqdm
+
+                    spe = max(1, m["step"] // max(1, m["epoch"]))
+                    cap = max(int(budget.epochs), -(-int(budget.min_steps) // spe))  # the safety cap, in epochs
+                    state["bar"] = tqdm(total=cap, desc=f"{trial}n={n} attempt {attempt}", unit="ep", leave=False,
+                                        file=sys.stderr, mininterval=0.5, dynamic_ncols=True, postfix=post)
+                state["bar"].set_postfix(post, refresh=False)
+                state["bar"].update(1)
+            elif mode == "log":
+                now = time.perf_counter()
+                if now - state["last"] >= HEARTBEAT_S:
+                    state["last"] = now
+                    log.info("%sn=%-6d attempt %d: epoch %d, step %d, loss %.4g, acc %.4f, lr %.3g, %.0fs so far",
+                             trial, n, attempt, m["epoch"], m["step"], m["train_loss"], m["online_acc"], m["lr"],
+                             now - state["t0"])
+
+        def close() -> None:
+            if state["bar"] is not None:
+                state["bar"].close()
+
+        return cb, close
+
     def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
         old = self.journal.get(n, attempt, self.trial or 0)
         if old is None:
@@ -247,8 +302,18 @@ class Oracle:
         else:
             if self.curve_path:
                 _drop_curve(self.curve_path, n, attempt, self.trial)
-            cb = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
-            res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+            curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            progress, close = self._progress_callback(n, attempt)
+
+            def both(model, m: dict) -> None:
+                progress(model, m)
+                curve(model, m)
+
+            cb = both if progress and curve else (progress or curve)
+            try:
+                res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+            finally:
+                close()
         return self._record(n, attempt, seed, model, res, best)
 
     def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
@@ -355,6 +420,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
     s = setup(cfg)
+    log.info(model_line(s.plan, cfg["arch"]))
     set_threads(cfg.get("threads", "auto"), s.plan.actual)
     scfg = knobs(cfg["search"], drop=())
     search_name = scfg.pop("name")

@@ -38,12 +38,13 @@ from .tracking import RESULT_FILE, FITS_FILE, flatten, sweep_group_name
 CURVE_FILE = "curve.jsonl"
 REPORT_DIR = "report"
 # config keys that never define a result or a group
-IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve")
+IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve", "progress")
 # never default grouping keys: the x axis and the trials
 NOT_GROUP_KEYS = ("scaling.params", "seed", "search.trials")  # trials: more seeds, not another series
 CAP_KEY = "train.min_steps"  # swept in the emc_budget preset: the safety cap (converge) or schedule length (fixed)
 RANDOM_LABELINGS = ("random_labels",)
 CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept, as in the emc_budget preset
+MIN_INTERVAL_POINTS = 3  # no interval (power-law CI, error bar) from fewer points (sizes, seeds)
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
 
@@ -214,6 +215,69 @@ def _short(k: str) -> str:
     return k[:-5] if k.endswith(".name") else k
 
 
+OPTION_ORDER = ("dataset", "labeling", "arch", "scaling", "optimizer", "regularizer", "reparam", "search")
+
+
+def _follows(jobs: list[Job], key: str, kept: list[str]) -> bool:
+    """Is `key` a function of the `kept` keys over these jobs (one value of key per combination)?"""
+    seen: dict[str, str] = {}
+    for j in jobs:
+        a = json.dumps([j.config.get(k) for k in kept], sort_keys=True, default=str)
+        b = json.dumps(j.config.get(key), sort_keys=True, default=str)
+        if seen.setdefault(a, b) != b:
+            return False
+    return True
+
+
+def series_keys(jobs: list[Job], swept: list[str], exclude: Iterable[str] = NOT_GROUP_KEYS) -> list[str]:
+    """The default series keys: of the keys that vary (but the x axis and the seeds), only those
+    needed to tell the series apart. Group options first (dataset, labeling, arch, ...), then the
+    other keys; a key that is a function of the ones kept so far names no new series and is left
+    out: in a sweep over arch=mlp,vit, arch.embed_dim "varies" only because vit has it, and
+    scaling.name because each family has its law. The series are the same, the names far shorter."""
+    keys = [k for k in swept if k not in exclude]
+    rank = {f"{g}.name": i for i, g in enumerate(OPTION_ORDER)}
+    ordered = sorted(keys, key=lambda k: (0, rank[k]) if k in rank else ((1, 0) if k.endswith(".name") else (2, 0)))
+    kept: list[str] = []
+    for k in ordered:
+        if not kept or not _follows(jobs, k, kept):
+            kept.append(k)
+    return [k for k in keys if k in kept]  # in the swept keys' order
+
+
+def short_label(job: Job, by: list[str]) -> str:
+    """A series' name in the figures: an option by its value (vit, random_labels), any other key by
+    its last part (lr=0.01); the full key only where two last parts collide."""
+    last = [k.split(".")[-1] for k in by if not k.endswith(".name")]
+    parts = []
+    for k in by:
+        v = job.config.get(k)
+        if v is None:
+            continue
+        if k.endswith(".name"):
+            parts.append(_fmt(v))
+        else:
+            name = k.split(".")[-1]
+            parts.append(f"{name if last.count(name) == 1 else k}={_fmt(v)}")
+    return ", ".join(parts)
+
+
+# the settings a reader needs to know what a figure shows, named in its title when they are fixed
+TITLE_KEYS = (("dataset.name", "dataset"), ("labeling.name", "labels"), ("arch.name", "arch"),
+              ("scaling.name", "scaling"), ("optimizer.name", "optimizer"), ("optimizer.lr", "lr"))
+
+
+def fixed_settings(jobs: list[Job]) -> str:
+    """The title line: dataset, labeling, arch (and scaling law), optimizer (and lr) where every job
+    has the same one; the ones that vary are in the legend."""
+    parts = []
+    for key, word in TITLE_KEYS:
+        vals = {json.dumps(j.config.get(key), default=str) for j in jobs}
+        if len(vals) == 1 and jobs[0].config.get(key) is not None:
+            parts.append(f"{word} {_fmt(jobs[0].config[key])}")
+    return ", ".join(parts)
+
+
 def group_label(job: Job, by: list[str]) -> str:
     if not by:
         return "all"
@@ -246,7 +310,8 @@ class PowerLaw:
 
 
 def fit_power_law(params: list[float], emc: list[float], n_boot: int = 2000, seed: int = 0) -> Optional[PowerLaw]:
-    """EMC = a * params^b by least squares on log-log; percentile bootstrap (over jobs) for b."""
+    """EMC = a * params^b by least squares on log-log; percentile bootstrap (over jobs) for b, from
+    at least MIN_INTERVAL_POINTS distinct sizes (else b_lo, b_hi are NaN)."""
     x = np.asarray(params, dtype=float)
     y = np.asarray(emc, dtype=float)
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
@@ -254,6 +319,8 @@ def fit_power_law(params: list[float], emc: list[float], n_boot: int = 2000, see
     if lx.size < 2 or np.unique(lx).size < 2:
         return None
     b, loga = np.polyfit(lx, ly, 1)
+    if np.unique(lx).size < MIN_INTERVAL_POINTS:  # a line through 2 sizes: no interval worth the name
+        return PowerLaw(float(math.exp(loga)), float(b), float("nan"), float("nan"), int(lx.size))
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
@@ -263,6 +330,15 @@ def fit_power_law(params: list[float], emc: list[float], n_boot: int = 2000, see
         boots.append(np.polyfit(lx[i], ly[i], 1)[0])
     lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (float("nan"), float("nan")))
     return PowerLaw(float(math.exp(loga)), float(b), float(lo), float(hi), int(lx.size))
+
+
+def relu_mlp(job: Job) -> bool:
+    """Does Zhang et al.'s Theorem 1 (a 2-layer ReLU network with 2n + d weights fits any n points in
+    d dimensions) speak about this job's model? For ReLU MLPs and the construction itself."""
+    arch = job.config.get("arch.name") or job.result.get("arch")
+    if arch == "zhang_construction":
+        return True
+    return arch == "mlp" and job.config.get("arch.activation", "relu") == "relu"
 
 
 def corruption_level(job: Job) -> Optional[float]:
@@ -300,6 +376,8 @@ class Report:
     generalization: dict
     figures: list[Path]
     notes: list[str]
+    files: list[Path] = field(default_factory=list)  # every file written, figures included
+    figure_text: dict = field(default_factory=dict)   # figure name -> its title, legend entries, x tick labels
 
 
 ROW_FIELDS = ["params_target", "params_actual", "emc", "converged", "bracket_fitted", "bracket_failed",
@@ -392,6 +470,7 @@ def _generalization(jobs: list[Job], by: list[str]) -> dict:
         train = s.result.get("train_accuracy")
         train = s.threshold if train is None else train
         points.append({"semantic_job": str(s.path), "random_job": str(r.path), "group": group_label(s, other_by),
+                       "label": short_label(s, other_by),
                        "params": s.params, "seed": s.seed, "emc_semantic": s.emc, "emc_random": r.emc,
                        "emc_increase_pct": 100.0 * (s.emc - r.emc) / r.emc,
                        "generalization_gap": float(train) - float(s.result["test_accuracy"])})
@@ -422,7 +501,7 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
     jobs = col.jobs
     swept = varying_keys(jobs)
     if by is None:
-        by = [k for k in swept if k not in NOT_GROUP_KEYS]
+        by = series_keys(jobs, swept)
     for j in jobs:
         j.group = group_label(j, by)
         cp = j.path / CURVE_FILE
@@ -437,6 +516,7 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
         groups.setdefault(j.group, {"jobs": []})["jobs"].append(j)
     for name, g in groups.items():
         js = g["jobs"]
+        g["label"] = short_label(js[0], by) or "EMC"  # the figures' name of the series
         emc_jobs = [j for j in js if j.search != "fixed"]
         g["sizes"] = _by_size(js)
         g["emc_jobs"] = emc_jobs
@@ -455,7 +535,9 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rep)
     rep.figures = draw_figures(rep)
+    rep.figure_text = getattr(rep.figures, "text", {})
     write_markdown(rep)
+    rep.files += rep.figures
     return rep
 
 
@@ -489,6 +571,7 @@ def write_tables(rep: Report) -> None:
         w.writeheader()
         for r in rep.rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    rep.files.append(rep.out / "emc.csv")
     with open(rep.out / "groups.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["group", "jobs", "sizes", "mean_log10_emc", "mean_log10_emc_se", "trials", "power_law_a",
@@ -507,6 +590,8 @@ def write_tables(rep: Report) -> None:
             w = csv.DictWriter(f, fieldnames=list(pts[0]))
             w.writeheader()
             w.writerows(pts)
+        rep.files.append(rep.out / "generalization.csv")
+    rep.files.insert(1, rep.out / "groups.csv")
     summary = {
         "jobs": len(rep.rows), "by": rep.by, "swept": rep.swept,
         "unfinished": [str(p) for p in rep.collection.unfinished],
@@ -520,6 +605,7 @@ def write_tables(rep: Report) -> None:
         "generalization": {k: v for k, v in rep.generalization.items() if k != "points"},
     }
     (rep.out / "report.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    rep.files.append(rep.out / "report.json")
 
 
 def _json_default(v: Any) -> Any:
@@ -552,7 +638,7 @@ def write_markdown(rep: Report) -> None:
                          f"{lm:.3f} ({lse:.3f})" if math.isfinite(lm) and math.isfinite(lse)
                          else (f"{lm:.3f}" if math.isfinite(lm) else ""),
                          f"{pl.a:.3g}·p^{pl.b:.3f}" if pl else "",
-                         f"[{pl.b_lo:.3f}, {pl.b_hi:.3f}]" if pl else "",
+                         f"[{pl.b_lo:.3f}, {pl.b_hi:.3f}]" if pl and math.isfinite(pl.b_lo) else "",
                          f"{bpp[0]:.3g}" if bpp else "", g["unverified"], g["converged"]])
         parts.append("## Groups\n\n" + _md_table(hdr, rows))
         cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
@@ -581,6 +667,7 @@ def write_markdown(rep: Report) -> None:
     if rep.notes:
         parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in rep.notes))
     (rep.out / "emc.md").write_text("\n\n".join(parts) + "\n")
+    rep.files.append(rep.out / "emc.md")
 
 
 # ---------------------------------------------------------------- figures
@@ -600,15 +687,49 @@ def _colors(names: Iterable[str]) -> dict:
     return {n: cyc[i % len(cyc)] for i, n in enumerate(names)}
 
 
+def _subplots(width: float = 7.0, height: float = 4.5):
+    """A figure with constrained layout: room for the titles, tick labels and the legend outside the
+    axes is made by matplotlib, without tight_layout's warnings."""
+    return _plt().subplots(figsize=(width, height), layout="constrained")
+
+
+def _title(ax, rep: Report, what: str) -> None:
+    """What the figure shows, and below it the settings every job shares (dataset, labels, arch, optimizer)."""
+    fixed = fixed_settings(rep.collection.jobs)
+    ax.set_title(what + (f"\n{fixed}" if fixed else ""), fontsize=9)
+
+
+def _legend(fig, ax) -> None:
+    """The legend outside the axes, to the right (never over the data); none for an empty one."""
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(loc="outside right upper", fontsize=7)
+
+
+def _err(se: float, n: int) -> float:
+    """An error bar only from MIN_INTERVAL_POINTS seeds or more."""
+    return se if n >= MIN_INTERVAL_POINTS and math.isfinite(se) else 0.0
+
+
+class Figures(list):
+    """The figures drawn (paths), and what each one says: title and legend entries (Report.figure_text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, dict] = {}
+
+
 def _save(fig, path: Path, figures: list[Path]) -> None:
-    fig.tight_layout()
+    if isinstance(figures, Figures):
+        figures.text[path.name] = {"title": fig.axes[0].get_title(),
+                                   "legend": [t.get_text() for leg in fig.legends for t in leg.get_texts()],
+                                   "ticks": [t.get_text() for t in fig.axes[0].get_xticklabels()]}
     fig.savefig(path, dpi=120)
     _plt().close(fig)
     figures.append(path)
 
 
 def draw_figures(rep: Report) -> list[Path]:
-    figs: list[Path] = []
+    figs = Figures()
     colors = _colors(rep.groups)
     emc_groups = {n: g for n, g in rep.groups.items() if g["emc_jobs"]}
     if emc_groups:
@@ -629,8 +750,7 @@ def draw_figures(rep: Report) -> list[Path]:
 
 
 def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = _subplots(9.0, 5.0)
     xs_all, ys_all = [], []
     for name, g in groups.items():
         sizes = _by_size(g["emc_jobs"])
@@ -639,9 +759,10 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
             continue
         x = np.array([s["params"] for s in pts])
         y = np.array([s["emc"] for s in pts])
-        err = np.array([0.0 if not math.isfinite(s["emc_se"]) else s["emc_se"] for s in pts])
+        err = np.array([_err(s["emc_se"], s["jobs"]) for s in pts])
         pl = g["power_law"]
-        label = name + (f"  (b={pl.b:.2f} [{pl.b_lo:.2f}, {pl.b_hi:.2f}])" if pl else "")
+        ci = f" [{pl.b_lo:.2f}, {pl.b_hi:.2f}]" if pl and math.isfinite(pl.b_lo) else ""
+        label = g["label"] + (f"  (b={pl.b:.2f}{ci})" if pl else "")
         ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3, label=label)
         conv = np.array([s["converged"] for s in pts], dtype=bool)  # hollow: an EMC not converged
         ax.plot(x[conv], y[conv], "o", color=colors[name], ms=5)
@@ -656,7 +777,8 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
         hi = max(xs_all) * 1.5
         xx = np.geomspace(lo, hi, 100)
         ax.plot(xx, xx, ":", color="black", lw=1, label="EMC = #params")
-        dims = sorted({j.input_dim for g in groups.values() for j in g["emc_jobs"] if j.input_dim})
+        # Zhang et al.'s Theorem 1 is about 2-layer ReLU networks: drawn for MLP (ReLU) series only
+        dims = sorted({j.input_dim for g in groups.values() for j in g["emc_jobs"] if j.input_dim and relu_mlp(j)})
         for d in dims:
             xt = xx[xx > d * 1.05]
             if xt.size:
@@ -667,8 +789,8 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
     ax.set_yscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("EMC (largest n fitted)")
-    ax.set_title("EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
-    ax.legend(fontsize=7, loc="upper left")
+    _title(ax, rep, "EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
+    _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "emc_vs_params.png", figs)
 
@@ -676,10 +798,11 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
 def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
     """EMC against the cap (train.min_steps) per series (every other swept key but seeds/params):
     mean over seeds, converged only if every seed's EMC is, and the change from the previous cap."""
-    keys = [k for k in swept if k not in NOT_GROUP_KEYS and k != CAP_KEY]
+    emc_jobs = [j for j in jobs if j.search != "fixed"]
+    keys = series_keys(emc_jobs, swept, (*NOT_GROUP_KEYS, CAP_KEY))
     series: "OrderedDict[str, dict]" = OrderedDict()
-    for j in sorted((j for j in jobs if j.search != "fixed"), key=lambda j: group_label(j, keys)):
-        series.setdefault(group_label(j, keys), defaultdict(list))[j.config.get(CAP_KEY)].append(j)
+    for j in sorted(emc_jobs, key=lambda j: group_label(j, keys)):
+        series.setdefault(short_label(j, keys) or "EMC", defaultdict(list))[j.config.get(CAP_KEY)].append(j)
     out: "OrderedDict[str, list[dict]]" = OrderedDict()
     for name, by_cap in series.items():
         pts, prev = [], None
@@ -695,10 +818,9 @@ def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict
 
 
 def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
-    plt = _plt()
     series = cap_series(rep.collection.jobs, rep.swept)
     colors = _colors(series)
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = _subplots(9.0, 5.0)
     for name, pts in series.items():
         x = np.array([p["cap"] for p in pts], dtype=float)
         y = np.array([p["emc"] for p in pts])
@@ -711,37 +833,35 @@ def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("cap (train.min_steps): converge = safety cap, fixed = schedule length")
     ax.set_ylabel("EMC")
-    ax.set_title("EMC against the step budget (filled: converged EMC, hollow: not)")
-    ax.legend(fontsize=7, loc="best")
+    _title(ax, rep, "EMC against the step budget (filled: converged EMC, hollow: not)")
+    _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "emc_vs_cap.png", figs)
 
 
 def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
-    plt = _plt()
     names = [n for n, g in groups.items() if math.isfinite(g["log_emc"][0])]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 4.5))
+    fig, ax = _subplots(max(5.0, 1.2 * len(names) + 2), 4.5)
     means = [groups[n]["log_emc"][0] for n in names]
-    ses = [groups[n]["log_emc"][1] if math.isfinite(groups[n]["log_emc"][1]) else 0.0 for n in names]
+    ses = [_err(groups[n]["log_emc"][1], groups[n]["log_emc"][2]) for n in names]
     ax.bar(range(len(names)), means, yerr=ses, capsize=4, color=[colors[n] for n in names])
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([groups[n]["label"] for n in names], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("mean log10 EMC over model sizes")
-    ax.set_title("Mean log EMC per group (SE over trials)")
+    _title(ax, rep, "Mean log EMC per group (SE over trials)")
     _save(fig, rep.out / "log_emc.png", figs)
 
 
 def _fig_generalization(rep: Report, figs: list[Path]) -> None:
-    plt = _plt()
     gen = rep.generalization
     pts = gen["points"]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots(8.0, 4.5)
     names = list(dict.fromkeys(p["group"] for p in pts))
     cols = _colors(names)
     for n in names:
         sel = [p for p in pts if p["group"] == n]
         ax.scatter([p["generalization_gap"] for p in sel], [p["emc_increase_pct"] for p in sel],
-                   color=cols[n], label=n, s=25)
+                   color=cols[n], label=sel[0]["label"] or None, s=25)
     x = np.array([p["generalization_gap"] for p in pts])
     y = np.array([p["emc_increase_pct"] for p in pts])
     title = "EMC increase (random → semantic labels) vs generalization gap"
@@ -750,18 +870,17 @@ def _fig_generalization(rep: Report, figs: list[Path]) -> None:
         xx = np.linspace(x.min(), x.max(), 10)
         ax.plot(xx, a + b * xx, "--", color="black", lw=1)
         title += f"\nPearson r = {gen['r']:.3f} (p = {gen['p']:.2g}, {len(pts)} pairs)"
-    ax.set_title(title, fontsize=10)
+    _title(ax, rep, title)
     ax.set_xlabel("generalization gap (train − test accuracy, semantic labels)")
     ax.set_ylabel("EMC increase from random to semantic labels (%)")
     if len(names) > 1:
-        ax.legend(fontsize=7)
+        _legend(fig, ax)
     ax.grid(True, alpha=0.2)
     _save(fig, rep.out / "generalization.png", figs)
 
 
 def _fig_double_descent(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(9.0, 4.5)
     ns = sorted({j.config.get("search.n") for g in groups.values() for j in g["jobs"] if j.search == "fixed"},
                 key=str)
     for name, g in groups.items():
@@ -770,18 +889,17 @@ def _fig_double_descent(rep: Report, groups: dict, colors: dict, figs: list[Path
         if not pts:
             continue
         x = [s["params"] for s in pts]
-        ax.errorbar(x, [s["test_error"] for s in pts],
-                    yerr=[0.0 if not math.isfinite(s["test_error_se"]) else s["test_error_se"] for s in pts],
-                    fmt="o-", color=colors[name], capsize=3, ms=4, label=f"{name} test")
+        ax.errorbar(x, [s["test_error"] for s in pts], yerr=[_err(s["test_error_se"], s["jobs"]) for s in pts],
+                    fmt="o-", color=colors[name], capsize=3, ms=4, label=f"{g['label']}: test")
         tr = [s for s in pts if math.isfinite(s["train_error"])]
         if tr:
             ax.plot([s["params"] for s in tr], [s["train_error"] for s in tr], "x:", color=colors[name],
-                    label=f"{name} train")
+                    label=f"{g['label']}: train")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("error")
-    ax.set_title("Test error against parameter count at fixed n = " + ", ".join(str(n) for n in ns))
-    ax.legend(fontsize=7)
+    _title(ax, rep, "Test error against parameter count at fixed n = " + ", ".join(str(n) for n in ns))
+    _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "double_descent.png", figs)
 
@@ -806,21 +924,20 @@ def _first_attempt(curve: list[dict]) -> list[dict]:
 
 
 def _fig_learning_curves(rep: Report, jobs: list[Job], colors: dict, figs: list[Path]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(9.0, 4.5)
     labelled = set()
     for j in _curve_pick(jobs):
         c = [r for r in _first_attempt(j.curve) if r.get("train_loss") is not None]
         if not c:
             continue
-        label = f"{j.group} ({j.params:.0f} params)"
+        label = ", ".join(x for x in (rep.groups[j.group]["label"], f"{j.params:.0f} params") if x != "EMC")
         ax.plot([r["step"] for r in c], [r["train_loss"] for r in c], color=colors[j.group], lw=1.2,
                 label=None if label in labelled else label)
         labelled.add(label)
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel("training loss")
-    ax.set_title("Learning curves (cf. Zhang et al. 2017, Fig. 1a)")
-    ax.legend(fontsize=7)
+    _title(ax, rep, "Learning curves (cf. Zhang et al. 2017, Fig. 1a)")
+    _legend(fig, ax)
     ax.grid(True, alpha=0.2)
     _save(fig, rep.out / "learning_curves.png", figs)
 
@@ -833,10 +950,9 @@ def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
     other = [k for k in rep.by if not k.startswith("labeling.")]
     series: dict[str, list[Job]] = defaultdict(list)
     for j in jobs:
-        series[f"{group_label(j, other)}, {j.target:g} params" if other else f"{j.target:g} params"].append(j)
+        series[", ".join(x for x in (short_label(j, other), f"{j.target:g} params") if x)].append(j)
     names = sorted(series, key=lambda s: (s.split(",")[:-1], min(j.target for j in series[s])))
     cols = _colors(names)
-    plt = _plt()
 
     def per_level(js: list[Job], value) -> tuple[list, list, list]:
         lv: dict[float, list[float]] = defaultdict(list)
@@ -846,9 +962,9 @@ def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
                 lv[corruption_level(j)].append(v)
         xs = sorted(lv)
         ms = [mean_se(lv[x]) for x in xs]
-        return xs, [m for m, _ in ms], [0.0 if not math.isfinite(s) else s for _, s in ms]
+        return xs, [m for m, _ in ms], [_err(s, len(lv[x])) for x, (_, s) in zip(xs, ms)]
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _subplots(8.5, 4.5)
     missing = 0
     for n in names:
         js = [j for j in series[n] if j.curve]
@@ -858,15 +974,15 @@ def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
             ax.errorbar(xs, ms, yerr=ses, fmt="o-", color=cols[n], capsize=3, ms=4, label=n)
     ax.set_xlabel("label corruption (0: true labels, 1: random labels)")
     ax.set_ylabel("optimizer steps to fit (train acc ≥ threshold)")
-    ax.set_title("Time to fit (cf. Zhang et al. 2017, Fig. 1b)"
-                 + (f"\n{missing} run(s) never reached the threshold (left out)" if missing else ""), fontsize=10)
-    ax.legend(fontsize=7)
+    _title(ax, rep, "Time to fit (cf. Zhang et al. 2017, Fig. 1b)"
+           + (f"; {missing} run(s) never reached the threshold (left out)" if missing else ""))
+    _legend(fig, ax)
     ax.grid(True, alpha=0.2)
     _save(fig, rep.out / "time_to_fit.png", figs)
     if missing:
         rep.notes.append(f"time_to_fit.png: {missing} run(s) never reached the fit threshold and are left out")
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _subplots(8.5, 4.5)
     best_drawn = False
     for n in names:
         xs, ms, ses = per_level(series[n], lambda j: None if j.result.get("test_accuracy") is None
@@ -882,8 +998,8 @@ def _fig_corruption(rep: Report, jobs: list[Job], figs: list[Path]) -> None:
         ax.plot([], [], "x:", color="gray", label="dotted: best along training")
     ax.set_xlabel("label corruption (0: true labels, 1: random labels)")
     ax.set_ylabel("test error")
-    ax.set_title("Test error against label corruption (cf. Zhang et al. 2017, Fig. 1c)", fontsize=10)
-    ax.legend(fontsize=7)
+    _title(ax, rep, "Test error against label corruption (cf. Zhang et al. 2017, Fig. 1c)")
+    _legend(fig, ax)
     ax.grid(True, alpha=0.2)
     _save(fig, rep.out / "corruption_test_error.png", figs)
 
@@ -1012,7 +1128,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             by.append(k)
     rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap, converged_only=args.converged_only)
     print(f"{len(rep.rows)} job(s), {len(rep.groups)} group(s) -> {rep.out}")
-    for p in [rep.out / "emc.csv", rep.out / "emc.md", *rep.figures]:
+    for p in rep.files:  # every file written: tables, report.json, emc.md, figures
         print(f"  {p}")
     gen = rep.generalization
     if gen.get("points") and math.isfinite(gen["r"]):

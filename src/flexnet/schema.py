@@ -660,6 +660,7 @@ TOP_LEVEL: dict[str, tuple[Any, Any]] = {
     "device": (str, "auto"),
     "threads": (Any, "auto"),
     "curve": (Any, "auto"),
+    "progress": (Any, "auto"),
 }
 # launch directives, read by the entry point and removed before the job sees the config
 DIRECTIVES = ("fresh",)
@@ -803,6 +804,9 @@ def _check_top(cfg: dict) -> None:
             "must be a positive integer or 'auto'")
     curve = cfg.get("curve", "auto")
     require(curve == "auto" or isinstance(curve, bool), "curve", curve, "must be true, false or 'auto'")
+    prog = cfg.get("progress", "auto")
+    require(prog in ("auto", "bar", "log") or isinstance(prog, bool), "progress", prog,
+            "must be auto (a bar on a terminal, else a log line every 10 s), bar, log, or false (quiet)")
     check_device(cfg.get("device", "auto"))
 
 

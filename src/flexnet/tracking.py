@@ -180,6 +180,9 @@ class Logger:
     def log_attempt(self, rec: dict) -> None:
         pass
 
+    def log_epoch(self, rec: dict) -> None:
+        """One epoch of an attempt: n, attempt, epoch, step, train_loss, online_acc, lr (and trial)."""
+
     def log_summary(self, result: dict) -> None:
         pass
 
@@ -262,6 +265,20 @@ def wandb_run_id(outdir: Path, job_info: Optional[dict] = None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def run_name(run_cfg: dict, num: Optional[int] = None) -> str:
+    """A W&B run name a reader can place: arch, parameter target, labeling, optimizer (and the job
+    number in a sweep), e.g. "3-mlp-2000p-random_labels-sgd"."""
+    def opt(group: str) -> Optional[str]:
+        v = run_cfg.get(group)
+        return str(v["name"]) if isinstance(v, dict) and v.get("name") is not None else None
+
+    params = (run_cfg.get("scaling") or {}).get("params")
+    parts = [None if num is None else str(num), opt("arch"),
+             f"{params:g}p" if isinstance(params, (int, float)) and opt("scaling") != "none" else None,
+             opt("labeling"), opt("optimizer")]
+    return "-".join(p for p in parts if p) or "flexnet"
+
+
 def config_tags(run_cfg: dict, extra: Optional[list] = None) -> list[str]:
     tags = []
     for g in TAG_GROUPS:
@@ -293,8 +310,8 @@ class WandbLogger(Logger):
         self.outdir.mkdir(parents=True, exist_ok=True)
         ji = job_info or {}
         self.group = group or sweep_group_name(ji.get("sweep_dir"))
-        if name is None and ji.get("num") is not None:
-            name = f"{self.group or 'job'}-{ji['num']}"
+        if name is None:  # e.g. "3-mlp-2000p-random_labels-sgd" in a sweep (job 3), without the number alone
+            name = run_name(run_cfg, ji.get("num"))
         cfg = flatten(_clean({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG}))
         kw = dict(project=project, entity=entity, group=self.group, tags=config_tags(run_cfg, tags),
                   config=cfg, dir=str(self.outdir), id=run_id or wandb_run_id(outdir, ji), name=name,
@@ -325,13 +342,28 @@ class WandbLogger(Logger):
         self.run.define_metric("params/actual")
         self.run.define_metric("emc", step_metric="params/actual", summary="last")
         self.run.define_metric("test_accuracy", step_metric="params/actual", summary="last")
+        # per-epoch training curves of the attempts, against the job's cumulative optimizer step
+        self.run.define_metric("train/global_step")
+        self.run.define_metric("train/*", step_metric="train/global_step")
         self._i = 0
+        self._attempt, self._base, self._last_step = None, 0, 0
 
     def log_attempt(self, rec: dict) -> None:
         self._i += 1
         data = {f"fit/{k}": (float(rec[k]) if isinstance(rec.get(k), bool) else rec.get(k))
                 for k in self.ATTEMPT_KEYS if rec.get(k) is not None}
         data["fit/index"] = self._i
+        self.run.log(_clean(data))
+
+    EPOCH_KEYS = ("n", "attempt", "trial", "epoch", "step", "train_loss", "online_acc", "lr")
+
+    def log_epoch(self, rec: dict) -> None:
+        key = (rec.get("trial"), rec.get("n"), rec.get("attempt"))
+        if key != self._attempt:  # a new attempt continues the job's step axis
+            self._attempt, self._base = key, self._base + self._last_step
+        self._last_step = int(rec.get("step") or 0)
+        data = {f"train/{'loss' if k == 'train_loss' else k}": rec[k] for k in self.EPOCH_KEYS if rec.get(k) is not None}
+        data["train/global_step"] = self._base + self._last_step
         self.run.log(_clean(data))
 
     def log_summary(self, result: dict) -> None:
@@ -375,6 +407,9 @@ class _SafeLogger(Logger):
     def log_attempt(self, rec: dict) -> None:
         self._call("log_attempt", rec)
 
+    def log_epoch(self, rec: dict) -> None:
+        self._call("log_epoch", rec)
+
     def log_summary(self, result: dict) -> None:
         self._call("log_summary", result)
 
@@ -387,3 +422,89 @@ def make_logger(logger_cfg: dict, run_cfg: dict, outdir: Path, job_info: Optiona
     name = cfg.pop("name")
     inner = LOGGERS.get(name)(run_cfg, outdir, job_info=job_info, **cfg)
     return inner if type(inner) is Logger else _SafeLogger(inner)
+
+
+# ---------------------------------------------------------------- reading an offline W&B run
+
+_WANDB_BLOCK = 32768
+_WANDB_HEADER = 7  # ":W&B" + uint16 magic + version byte
+
+
+def wandb_records(path: Path) -> list:
+    """The records of a run's `.wandb` transaction log, as W&B's protobuf `Record`s. The file is a
+    LevelDB-format log: 32 KiB blocks of [crc32 u32][length u16][type u8][data] chunks (types 1
+    full, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    raw = Path(path).read_bytes()
+    if raw[:4] != b":W&B":
+        raise ValueError(f"{path}: not a W&B run file")
+    out, buf, pos = [], b"", _WANDB_HEADER
+    while pos + 7 <= len(raw):
+        left = _WANDB_BLOCK - pos % _WANDB_BLOCK
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        data = raw[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        buf = data if kind in (1, 2) else buf + data
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(buf)
+            out.append(rec)
+    return out
+
+
+def read_offline_run(path: Path) -> dict:
+    """An offline run (its `offline-run-*` directory or its `.wandb` file) as plain data: name, group,
+    history rows (one dict per `run.log`: the per-epoch `train/*` curves, the per-attempt `fit/*`
+    rows, the `emc` point) and the summary."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("run-*.wandb"))
+        if not files:
+            raise ValueError(f"{path}: no run-*.wandb file (give an offline-run-* directory)")
+        path = files[0]
+
+    def key(it) -> str:
+        return "/".join(it.nested_key) if it.nested_key else it.key
+
+    out: dict = {"file": str(path), "name": None, "group": None, "history": [], "summary": {}}
+    for r in wandb_records(path):
+        kind = r.WhichOneof("record_type")
+        if kind == "run":
+            out["name"], out["group"] = r.run.display_name, r.run.run_group
+        elif kind == "history":
+            out["history"].append({key(it): json.loads(it.value_json) for it in r.history.item})
+        elif kind == "summary":
+            out["summary"].update({key(it): json.loads(it.value_json) for it in r.summary.update})
+    return out
+
+
+def main(argv: Optional[list] = None) -> int:
+    """`python -m flexnet.tracking <job dir>/wandb/offline-run-*`: an offline run's history as JSON
+    lines (one per logged row), then its summary line; nothing is uploaded."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m flexnet.tracking <job dir>/wandb/offline-run-<...> (or its run-*.wandb file)",
+              file=sys.stderr)
+        return 2
+    try:
+        run = read_offline_run(Path(args[0]))
+    except (OSError, ValueError) as e:
+        print(f"flexnet.tracking: error: {e}", file=sys.stderr)
+        return 2
+    for row in run["history"]:
+        print(json.dumps(row))
+    print(json.dumps({"name": run["name"], "group": run["group"], "summary": run["summary"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
