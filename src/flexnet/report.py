@@ -764,9 +764,7 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
         ci = f" [{pl.b_lo:.2f}, {pl.b_hi:.2f}]" if pl and math.isfinite(pl.b_lo) else ""
         label = g["label"] + (f"  (b={pl.b:.2f}{ci})" if pl else "")
         ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3, label=label)
-        conv = np.array([s["converged"] for s in pts], dtype=bool)  # hollow: an EMC not converged
-        ax.plot(x[conv], y[conv], "o", color=colors[name], ms=5)
-        ax.plot(x[~conv], y[~conv], "o", mfc="white", mec=colors[name], ms=5)
+        _converged_markers(ax, x, y, [s["converged"] for s in pts], colors[name])
         if pl:
             xx = np.geomspace(x.min(), x.max(), 50)
             ax.plot(xx, pl.a * xx ** pl.b, "--", color=colors[name], lw=1, alpha=0.7)
@@ -824,11 +822,8 @@ def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
     for name, pts in series.items():
         x = np.array([p["cap"] for p in pts], dtype=float)
         y = np.array([p["emc"] for p in pts])
-        conv = np.array([p["converged"] for p in pts], dtype=bool)
-        ls = "--" if "fixed" in name else "-"
-        ax.plot(x, y, ls, color=colors[name], label=name)
-        ax.plot(x[conv], y[conv], "o", color=colors[name], ms=6)
-        ax.plot(x[~conv], y[~conv], "o", mfc="white", mec=colors[name], ms=6)
+        ax.plot(x, y, "--" if "fixed" in name else "-", color=colors[name], label=name)
+        _converged_markers(ax, x, y, [p["converged"] for p in pts], colors[name])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("cap (train.min_steps): converge = safety cap, fixed = schedule length")
@@ -837,6 +832,13 @@ def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
     _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "emc_vs_cap.png", figs)
+
+
+def _converged_markers(ax, x: np.ndarray, y: np.ndarray, converged: list, color) -> None:
+    """Filled markers for converged EMCs (emc.json "converged": true), hollow ones for the rest."""
+    conv = np.array([c is True for c in converged], dtype=bool)
+    ax.plot(x[conv], y[conv], "o", color=color, ms=5)
+    ax.plot(x[~conv], y[~conv], "o", mfc="white", mec=color, ms=5)
 
 
 def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
