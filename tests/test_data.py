@@ -472,3 +472,23 @@ def test_cli_missing_dataset_prints_one_line(tmp_path):
     assert r.returncode == 2
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and "dataset.download=true" in err[0] and "Traceback" not in r.stderr
+
+
+def test_imagefolder_prepare_leaves_no_partial_file_on_a_corrupt_image(tmp_path):
+    make_tree(tmp_path)
+    (tmp_path / "train" / "dog" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    r = run_prepare("dataset=imagenet", f"dataset.root={tmp_path}", "dataset.resolution=16")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    out = tmp_path / "flexnet-prepared" / "r16"
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_misstructured_mnist1d_cache_is_regenerated(tmp_path, monkeypatch):
+    """A readable cache file of the wrong shape (another file, an old format) is regenerated."""
+    monkeypatch.setenv("FLEXNET_CACHE", str(tmp_path))
+    first = load_dataset(cfg("mnist1d", num_samples=400))
+    (path,) = tmp_path.glob("mnist1d-*.pt")
+    torch.save({"x": torch.zeros(3)}, path)  # valid torch file, wrong structure
+    again = load_dataset(cfg("mnist1d", num_samples=400))
+    assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
+    assert torch.load(path, weights_only=True)["x"].dim() == 2

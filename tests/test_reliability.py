@@ -373,3 +373,22 @@ def test_wandb_online_failure_keeps_metrics_offline(tmp_path, monkeypatch):
     ns = [json.loads(it.value_json) for r in recs if r.WhichOneof("record_type") == "history"
           for it in r.history.item if _key(it) == "fit/n"]
     assert ns == [16, 32] and _summary(recs)["emc"] == 32
+
+
+def test_a_search_that_mostly_blows_up_is_reported_and_exits_nonzero(tmp_path):
+    """Adam at lr 1e6: the attempts blow up (NaN, or a loss far above its initial value). They are
+    counted as diverged / degenerate in emc.json, the summary warns, and a single run exits 3 with
+    a line suggesting a lower lr; nothing is certified as a verified minimum."""
+    out = tmp_path / "run"
+    r = run_cli(["optimizer=adam", "optimizer.lr=1e6", "scaling.params=300", "dataset.num_samples=1200",
+                 "search.start=16", "train.epochs=50", "train.min_steps=200", "search.max_attempts=2",
+                 f"hydra.run.dir={out}"], tmp_path)
+    assert r.returncode == 3, r.stderr[-2000:]
+    err = [l for l in r.stderr.splitlines() if l.startswith("flexnet: error:")]
+    assert len(err) == 1 and "optimizer.lr" in err[0] and "Traceback" not in r.stderr
+    res = json.loads((out / "emc.json").read_text())
+    fits = read_jsonl(out / "fits.jsonl")
+    broken = [f for f in fits if f["status"] in ("diverged", "degenerate")]
+    assert res["diverged"] + res["degenerate"] == len(broken) and 2 * len(broken) >= len(fits)
+    assert res["mostly_broken"] is True and "WARNING" in r.stdout
+    assert not any(f["stop_reason"] == "verified_minimum" for f in fits)

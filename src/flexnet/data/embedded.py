@@ -42,6 +42,10 @@ def mnist1d(num_samples: int = 40000, train_split: float = 0.9, generator_seed: 
             d = torch.load(path, weights_only=True)
         except Exception:  # a corrupt cache file is regenerated, not fatal
             d = None
+        want = {"x": 2, "y": 1, "x_test": 2, "y_test": 1}
+        if d is not None and not (isinstance(d, dict) and all(
+                isinstance(d.get(k), torch.Tensor) and d[k].dim() == dim for k, dim in want.items())):
+            d = None  # readable but mis-structured (another file, an old format): regenerated too
     else:
         d = None
     if d is None:

@@ -99,18 +99,23 @@ def prepare_imagefolder(root: Path, res: int, out: Path, test_fraction: float = 
         tmp = out / f"{split}_x.npy.tmp{os.getpid()}"
         x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, res, res))
         paths = [p for p, _ in items]
-        if workers and workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
+        try:
+            if workers and workers > 1:
+                from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(int(workers)) as ex:
-                for i, arr in enumerate(ex.map(lambda p: decode(p, res), paths, chunksize=64)):
-                    x[i] = arr
-        else:
-            for i, p in enumerate(paths):
-                x[i] = decode(p, res)
-                if log and (i + 1) % 10000 == 0:
-                    log(f"  {split}: {i + 1}/{n}")
-        x.flush()
+                with ThreadPoolExecutor(int(workers)) as ex:
+                    for i, arr in enumerate(ex.map(lambda p: decode(p, res), paths, chunksize=64)):
+                        x[i] = arr
+            else:
+                for i, p in enumerate(paths):
+                    x[i] = decode(p, res)
+                    if log and (i + 1) % 10000 == 0:
+                        log(f"  {split}: {i + 1}/{n}")
+            x.flush()
+        except BaseException:  # a corrupt image (or Ctrl-C): no full-size partial file is left behind
+            del x
+            tmp.unlink(missing_ok=True)
+            raise
         del x
         os.replace(tmp, out / f"{split}_x.npy")
         np.save(out / f"{split}_y.npy", np.asarray([c for _, c in items], dtype=np.int64))
