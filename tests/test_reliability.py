@@ -231,8 +231,11 @@ def test_one_writer_per_dir_kill9_and_resume(tmp_path):
     done = read_jsonl(job / "fits.jsonl")
     with open(job / "fits.jsonl", "a") as f:  # wrong shape, wrong type, then a record cut by a kill
         f.write("[1, 2, 3]\n" + '{"n": "abc", "attempt": 0}\n' + '{"n": 5, "attem')
+    yaml_before = ((sweep / "multirun.yaml").read_bytes(), (sweep / "multirun.yaml").stat().st_mtime_ns)
     r = run_cli(["-m", *MID, "seed=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     _one_error_line(r, "different configuration")  # resuming needs the same config ...
+    # ... and the refused sweep leaves the sweep's multirun.yaml as it was
+    assert ((sweep / "multirun.yaml").read_bytes(), (sweep / "multirun.yaml").stat().st_mtime_ns) == yaml_before
     # ... and with it the job resumes: the killed process left no lock behind
     r = run_cli(["-m", *MID, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -94,12 +94,15 @@ def main(cfg: DictConfig) -> float:
         lock = od.DirLock(outdir, key).acquire()
         od.claim(outdir, result_hash(plain), result_hash, fresh, key)
         claimed = True
+        od.job_accepted()
         lock.write_owner()
         od.write_hydra_dir(outdir, cfg, hc_config(), hc.overrides.task)
         (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # stale: from an earlier run of this directory
         result = run_job(plain, outdir, _job_info())
     except ConfigError as e:
         print(f"flexnet: error: {e}", file=sys.stderr, flush=True)
+        if multirun:
+            od.restore_sweep_file()
         if claimed or not had_results:  # a refused run leaves a directory with results as it was
             try:
                 (outdir / od.ERROR_FILE).write_text(f"{e}\n")

@@ -184,6 +184,24 @@ except ImportError:  # pragma: no cover
     Callback = object  # type: ignore[misc,assignment]
 
 
+# the sweep directory's multirun.yaml as it was before this sweep (one process: the basic launcher)
+_SWEEP_FILE: dict = {}
+
+
+def job_accepted() -> None:
+    """A job of this sweep claimed its directory: the sweep's new multirun.yaml stands."""
+    _SWEEP_FILE.clear()
+
+
+def restore_sweep_file() -> None:
+    """A job was refused before any was accepted: the sweep changed nothing, multirun.yaml included."""
+    if _SWEEP_FILE:
+        f = _SWEEP_FILE["path"]
+        f.write_bytes(_SWEEP_FILE["data"])
+        os.utime(f, ns=_SWEEP_FILE["times"])
+        _SWEEP_FILE.clear()
+
+
 class SweepLock(Callback):  # type: ignore[misc,valid-type]
     """Hydra callback (conf/config.yaml, hydra.callbacks): one sweep per sweep directory."""
 
@@ -197,6 +215,12 @@ class SweepLock(Callback):  # type: ignore[misc,valid-type]
         except ConfigError as e:
             print(f"flexnet: error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2)
+        # Hydra writes multirun.yaml after this: keep the old one, put back if no job is accepted
+        _SWEEP_FILE.clear()
+        f = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        if f.exists():
+            st = f.stat()
+            _SWEEP_FILE.update(path=f, data=f.read_bytes(), times=(st.st_atime_ns, st.st_mtime_ns))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if self.lock is not None:
