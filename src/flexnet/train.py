@@ -264,9 +264,6 @@ class _Checker:
         rep = self.hessian(point)
         return "verified" if math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig else "saddle"
 
-    def verified(self, plateaued: bool) -> bool:
-        return self.verdict(plateaued) == "verified"
-
 
 _HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
 
