@@ -254,7 +254,10 @@ def test_one_writer_per_dir_kill9_and_resume(tmp_path):
 @pytest.mark.slow  # ~6 s here
 def test_ctrl_c_is_one_line_with_the_resume_command(tmp_path):
     d = tmp_path / "run"
-    p = _start([*MID, f"hydra.run.dir={d}"], tmp_path)
+    # a cap no attempt reaches in this test: the search is always still running when Ctrl-C comes
+    # (with MID's cap an idle machine finished the whole search before the signal)
+    long = [o for o in MID if not o.startswith("train.min_steps=")] + ["train.min_steps=1000000"]
+    p = _start([*long, f"hydra.run.dir={d}"], tmp_path)
     try:
         _wait_for(lambda: _lines(d / "fits.jsonl") >= 1 or p.poll() is not None)
         p.send_signal(signal.SIGINT)
