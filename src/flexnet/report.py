@@ -783,14 +783,8 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: list[Path]
                 ax.plot(xt, (xt - d) / 2, "-.", color="gray", lw=1,
                         label=f"2-layer ReLU construction, n = (p - d)/2, d = {d}")
         ax.set_ylim(min(ys_all) / 2, max(max(ys_all), max(xs_all)) * 1.5)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("EMC (largest n fitted)")
-    _title(ax, rep, "EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
-    _legend(fig, ax)
-    ax.grid(True, which="both", alpha=0.2)
-    _save(fig, rep.out / "emc_vs_params.png", figs)
+    _finish_loglog(fig, ax, rep, figs, "emc_vs_params.png", "parameters", "EMC (largest n fitted)",
+                   "EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
 
 
 def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
@@ -824,14 +818,22 @@ def _fig_emc_vs_cap(rep: Report, figs: list[Path]) -> None:
         y = np.array([p["emc"] for p in pts])
         ax.plot(x, y, "--" if "fixed" in name else "-", color=colors[name], label=name)
         _converged_markers(ax, x, y, [p["converged"] for p in pts], colors[name])
-    ax.set_xscale("log", base=2)
+    _finish_loglog(fig, ax, rep, figs, CAP_FIGURE, "cap (train.min_steps): converge = safety cap, fixed = "
+                   "schedule length", "EMC", "EMC against the step budget (filled: converged EMC, hollow: not)",
+                   xbase=2)
+
+
+def _finish_loglog(fig, ax, rep: Report, figs: list[Path], name: str, xlabel: str, ylabel: str, title: str,
+                   xbase: int = 10) -> None:
+    """Log-log axes, labels, the title naming the fixed settings, the legend outside, saved as `name`."""
+    ax.set_xscale("log", base=xbase)
     ax.set_yscale("log")
-    ax.set_xlabel("cap (train.min_steps): converge = safety cap, fixed = schedule length")
-    ax.set_ylabel("EMC")
-    _title(ax, rep, "EMC against the step budget (filled: converged EMC, hollow: not)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _title(ax, rep, title)
     _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
-    _save(fig, rep.out / "emc_vs_cap.png", figs)
+    _save(fig, rep.out / name, figs)
 
 
 def _converged_markers(ax, x: np.ndarray, y: np.ndarray, converged: list, color) -> None:
