@@ -189,9 +189,17 @@ def _env() -> dict:
     return e
 
 
+def _default_sigint() -> None:
+    # a test run started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the child the default disposition,
+    # as a terminal's foreground process has
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "flexnet", *args], cwd=str(cwd), env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for(cond, timeout: float = 60.0) -> None:
