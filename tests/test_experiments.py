@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import CONF, ROOT, compose, run_cli
+from flexnet import verdicts
 
 spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
 reproduce = importlib.util.module_from_spec(spec)
@@ -127,55 +128,6 @@ def test_every_sweep_point_builds(name, part):
         assert d["params"]["actual"] > 0, point
 
 
-# ---------------------------------------------------------------- verdict rules on synthetic sweeps
-
-def _sweep_obj(tmp_path, rows):
-    return reproduce.Sweep("x", tmp_path, rows, {})
-
-
-def _row(opt, params, seed, emc, **kw):
-    r = {"job": f"{opt}-{params}-{seed}", "group": "", "optimizer.name": opt, "scaling.params": str(params),
-         "seed": str(seed), "emc": str(emc), "params_actual": str(params), "params_target": str(params),
-         "lower_bound": "False", "search": "bisect"}
-    r.update(kw)
-    return r
-
-
-def test_rule_more_holds_fails_inconclusive(tmp_path):
-    rows = [_row("sgd", p, s, 2 * p + s) for p in (100, 200) for s in (0, 1)] + \
-           [_row("gd", p, s, p + 3 * s) for p in (100, 200) for s in (0, 1)]
-    sw = _sweep_obj(tmp_path, rows)
-    v, txt = reproduce.rule_more(sw, {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == reproduce.HOLDS and "4 pair(s)" in txt
-    v, _ = reproduce.rule_more(sw, {"optimizer": "gd"}, {"optimizer": "sgd"})
-    assert v == reproduce.FAILS
-    noisy = [_row("sgd", 100, s, e) for s, e in [(0, 100), (1, 50)]] + [_row("gd", 100, s, 70) for s in (0, 1)]
-    v, _ = reproduce.rule_more(_sweep_obj(tmp_path, noisy), {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == reproduce.INCONCL
-    one = [_row("sgd", 100, 0, 200), _row("gd", 100, 0, 100)]
-    v, txt = reproduce.rule_more(_sweep_obj(tmp_path, one), {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == reproduce.INCONCL and "fewer than 2" in txt
-
-
-def test_rule_below_params(tmp_path):
-    rows = [_row("sgd", p, s, p // 3 + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
-    v, _ = reproduce.rule_below_params(_sweep_obj(tmp_path, rows), {"labeling": "semantic"})
-    assert v == reproduce.HOLDS
-    rows = [_row("sgd", p, s, 3 * p + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
-    v, _ = reproduce.rule_below_params(_sweep_obj(tmp_path, rows), {"labeling": "semantic"})
-    assert v == reproduce.FAILS
-
-
-def test_rule_double_descent(tmp_path):
-    def rows(errs):
-        return [{"job": f"{p}-{s}", "params_target": str(p), "test_accuracy": str(1 - e + 0.01 * s)}
-                for p, e in errs for s in (0, 1)]
-    peak = rows([(100, 0.5), (200, 0.7), (400, 0.4)])
-    assert reproduce.rule_double_descent(_sweep_obj(tmp_path, peak))[0] == reproduce.HOLDS
-    mono = rows([(100, 0.7), (200, 0.5), (400, 0.4)])
-    assert reproduce.rule_double_descent(_sweep_obj(tmp_path, mono))[0] == reproduce.FAILS
-
-
 # ---------------------------------------------------------------- tiny real runs
 
 def _expected_jobs(p) -> int:
@@ -245,7 +197,7 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     text = out.read_text()
     row = [l for l in text.splitlines() if l.startswith("| Z3 |")]
-    assert row and any(v in row[0] for v in (reproduce.HOLDS, reproduce.FAILS, reproduce.INCONCL))
+    assert row and any(v in row[0] for v in (verdicts.HOLDS, verdicts.FAILS, verdicts.INCONCL, verdicts.BUDGET))
     assert "`zhang_corruption`" in text and "## Rules" in text
     assert (tmp_path / "mr" / "zhang_corruption" / "report" / "emc.csv").exists()
     verdicts = json.loads((tmp_path / "mr" / "verdicts.json").read_text())

@@ -1,0 +1,448 @@
+"""Verdicts of the reproduction: each finding of the papers, the rule that decides it, and the
+readers of a reported sweep those rules need.
+
+A sweep is read from what `python -m flexnet.report <dir>` wrote (report/emc.csv, report.json) and
+from its jobs' own files (emc.json, fits.jsonl). Each rule returns (verdict, what was measured).
+The rules are fixed before the runs and never tuned to the numbers (RULES_TEXT states them;
+scripts/reproduce.py prints it into REPRODUCTION.md). Unit-tested on synthetic sweeps in
+tests/test_verdicts.py.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .report import ROW_FIELDS
+
+# ------------------------------------------------------------------ reading a report
+
+@dataclass
+class Sweep:
+    name: str
+    dir: Path
+    rows: list
+    report: dict
+
+    @property
+    def report_dir(self) -> Path:
+        return self.dir / "report"
+
+    def figure(self, stem: str) -> Optional[str]:
+        f = self.report_dir / f"{stem}.png"
+        return str(f) if f.exists() else None
+
+
+def load_sweep(name: str, sweep_dir: Path) -> Optional[Sweep]:
+    rd = sweep_dir / "report"
+    if not (rd / "emc.csv").exists():
+        return None
+    with open(rd / "emc.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rep = json.loads((rd / "report.json").read_text()) if (rd / "report.json").exists() else {}
+    return Sweep(name, sweep_dir, rows, rep)
+
+
+def _f(v) -> Optional[float]:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def mean_se(xs: list) -> tuple:
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return float("nan"), float("nan"), 0
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan"), 1
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs)), len(xs)
+
+
+def _key(row: dict, col: str):
+    """Column value of a config key in emc.csv (groups like 'arch' are stored as 'arch.name')."""
+    if col in row:
+        return row[col]
+    return row.get(f"{col}.name")
+
+
+def _match(row: dict, sel: dict) -> bool:
+    for k, v in sel.items():
+        val = _key(row, k)
+        if val is None:   # the key did not vary in this sweep: it cannot tell the groups apart
+            return False
+        if str(val) != str(v):
+            return False
+    return True
+
+
+def paired_log_ratio(sw: Sweep, a: dict, b: dict) -> dict:
+    """Pairs of EMC jobs that agree on every other swept key: log10(EMC_a / EMC_b) per pair."""
+    emc_rows = [r for r in sw.rows if r.get("search") != "fixed"]
+    swept = [k for k in (emc_rows[0].keys() if emc_rows else []) if k not in ("job", "group", *ROW_FIELDS)]
+    sel_keys = {k for k in [*a, *b]}
+    other = [k for k in swept if not any(k == s or k == f"{s}.name" or k.startswith(f"{s}.") for s in sel_keys)]
+
+    def key(r):
+        return tuple(r.get(k) for k in other)
+
+    A = {key(r): r for r in emc_rows if _match(r, a)}
+    B = {key(r): r for r in emc_rows if _match(r, b)}
+    diffs, lower, bound, jobs, res = [], 0, [0, 0], [], []
+    for k in sorted(set(A) & set(B), key=str):
+        ea, eb = _f(A[k]["emc"]), _f(B[k]["emc"])
+        if not ea or not eb:
+            continue
+        diffs.append(math.log10(ea / eb))
+        jobs += [A[k], B[k]]
+        res += [x for x in (resolution(A[k]), resolution(B[k])) if x is not None]
+        lower += (A[k].get("lower_bound") == "True") + (B[k].get("lower_bound") == "True")
+        bound[0] += budget_bound(sw, A[k])
+        bound[1] += budget_bound(sw, B[k])
+    m, se, n = mean_se(diffs)
+    return {"mean": m, "se": se, "pairs": n, "lower_bounds": lower, "diffs": diffs, "budget_bound": bound,
+            "jobs": jobs, "resolution": sum(res) / len(res) if res else 0.0}
+
+
+def budget_bound(sw: Sweep, r: dict) -> bool:
+    """Did an attempt at the job's failed size run out of budget before a verified minimum? Then the
+    size was not shown unfittable (a longer budget might fit it): the EMC is budget-bound."""
+    failed = _f(r.get("bracket_failed"))
+    if failed is None:
+        return False
+    try:
+        lines = (sw.dir / r["job"] / "fits.jsonl").read_text().splitlines()
+    except (OSError, KeyError):
+        return False
+    for line in lines:
+        if line.strip():
+            a = json.loads(line)
+            if a.get("n") == int(failed) and a.get("status") == "unverified":
+                return True
+    return False
+
+
+def converged(sw: Sweep, r: dict) -> bool:
+    """Is the job's EMC certified converged (emc.json "converged": every attempt at the failed size
+    ended with a verdict, none at the cap)? Read from the report's `converged` column; a job reported
+    before that column existed is converged when it has a failed size and no attempt there ended
+    unverified (its fits.jsonl). A lower bound (no failed size) is not converged."""
+    v = str(r.get("converged", "")).strip()
+    if v in ("True", "False"):
+        return v == "True"
+    return _f(r.get("bracket_failed")) is not None and not budget_bound(sw, r)
+
+
+def resolution(r: dict) -> Optional[float]:
+    """The search's resolution at this job, in log10 units: log10(failed size / EMC), the width of the
+    final bracket (the EMC lies somewhere in it)."""
+    e, failed = _f(r.get("emc")), _f(r.get("bracket_failed"))
+    if not e or not failed or failed <= e:
+        return None
+    return math.log10(failed / e)
+
+
+def _gate(verdict: str, txt: str, jobs: list, sw: Sweep) -> tuple:
+    """The budget rule: a finding holds or does not hold only when at least CONVERGED_SHARE of the
+    EMCs it rests on are converged; otherwise it is inconclusive (budget), whatever the sign."""
+    k = sum(converged(sw, r) for r in jobs)
+    txt += f"; converged EMCs {k}/{len(jobs)}"
+    if verdict in (HOLDS, FAILS) and (not jobs or k < CONVERGED_SHARE * len(jobs)):
+        return BUDGET, txt + f" (below {CONVERGED_SHARE:.0%}: would have been '{verdict}')"
+    return verdict, txt
+
+
+
+
+# ------------------------------------------------------------------ rules
+
+HOLDS, FAILS, INCONCL = "holds", "does not hold", "inconclusive at this scale"
+BUDGET = "inconclusive (budget)"
+CONVERGED_SHARE = 0.9  # the share of converged EMCs a finding needs before it can hold or fail
+
+RULES_TEXT = """\
+* **A fits more than B** (paired comparison): pair every EMC job of A with the job of B that agrees
+  on every other swept key (parameter count, seed, other axes); d = log10(EMC_A / EMC_B) per pair;
+  mean d and its standard error (SE) over the pairs. **holds** if mean d > 2 SE, **does not hold**
+  if mean d < -2 SE, otherwise (or with fewer than 2 pairs) **inconclusive**. Pairs in which a job
+  fitted the whole pool (EMC only a lower bound) are counted and listed, and so are *budget-bound*
+  EMCs: jobs where an attempt at the bracket's failed size ran out of budget before reaching a
+  verified minimum (the size was not shown unfittable; a longer budget might fit it). Neither
+  changes the verdict; both say how far it rests on the CPU budget.
+* **EMC below the parameter count**: r = log10(EMC / actual parameters) per job; **holds** if
+  mean r + 2 SE < 0, **does not hold** if mean r - 2 SE > 0, otherwise **inconclusive**.
+* **Generalisation**: Pearson r (from the report) between the percent increase of EMC from random
+  to semantic labels and the generalisation gap; **holds** if r < 0 with p < 0.05, **does not
+  hold** if r > 0 with p < 0.05, otherwise **inconclusive**.
+* **Fits randomised data** (search=fixed at n): the fraction of jobs whose final training accuracy
+  reached the fit threshold (1.0); **holds** if all did, **does not hold** if none did, otherwise
+  **inconclusive**.
+* **Corruption**: Spearman correlation with the corruption level p of (i) optimizer steps to fit
+  (jobs that never fitted rank last) and (ii) test error; **holds** if both rho > 0 with p < 0.05,
+  **does not hold** if either rho < 0 with p < 0.05, otherwise **inconclusive**.
+* **Double descent**: mean test error (over seeds) against parameters; **holds** if some interior
+  size's error exceeds the minimum error at smaller sizes and at larger sizes by more than 2 SE of
+  that size; **does not hold** if the error never rises with size (non-increasing); otherwise
+  **inconclusive**.
+* **Budget** (every finding that rests on EMCs: P1-P6): a finding **holds** or **does not hold**
+  only if at least 90% of the EMCs it rests on are *converged* (emc.json: every attempt at the
+  failed size ended at a verified minimum, diverged or degenerate; none at the cap). Otherwise it
+  is **inconclusive (budget)**, whatever the sign; the measured text says what it would have been.
+* **Resolution**: a paired difference whose size |mean d| is not larger than the searches' own
+  resolution (mean log10(failed size / EMC) of the jobs compared) is never called a difference:
+  **inconclusive**, however small its SE.
+* A preset that did not run, or whose report is missing, gives **inconclusive** with the reason.
+"""
+
+
+def _ci(m, se) -> str:
+    if not math.isfinite(m):
+        return "n/a"
+    return f"{m:+.3f} ± {se:.3f}" if math.isfinite(se) else f"{m:+.3f} (SE n/a)"
+
+
+def rule_more(sw: Sweep, a: dict, b: dict) -> tuple:
+    r = paired_log_ratio(sw, a, b)
+    m, se, n = r["mean"], r["se"], r["pairs"]
+    txt = (f"mean log10(EMC {_lbl(a)} / EMC {_lbl(b)}) = {_ci(m, se)} over {n} pair(s)"
+           + (f"; {r['lower_bounds']} lower-bound job(s)" if r["lower_bounds"] else "")
+           + (f"; budget-bound EMCs: {r['budget_bound'][0]}/{n} of {_lbl(a)}, {r['budget_bound'][1]}/{n} of {_lbl(b)}"
+              if any(r["budget_bound"]) else ""))
+    if n < 2 or not math.isfinite(se):
+        return _gate(INCONCL, txt + " (fewer than 2 pairs)", r["jobs"], sw)
+    if abs(m) <= r["resolution"]:
+        return _gate(INCONCL, txt + f" (|mean| not above the searches' resolution, {r['resolution']:.3f})",
+                     r["jobs"], sw)
+    if m > 2 * se:
+        return _gate(HOLDS, txt, r["jobs"], sw)
+    if m < -2 * se:
+        return _gate(FAILS, txt, r["jobs"], sw)
+    return _gate(INCONCL, txt, r["jobs"], sw)
+
+
+def _lbl(sel: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sel.items())
+
+
+def rule_below_params(sw: Sweep, sel: dict) -> tuple:
+    rs, lower, bound, jobs = [], 0, 0, []
+    for r in sw.rows:
+        if r.get("search") == "fixed" or not _match(r, sel):
+            continue
+        e, p = _f(r["emc"]), _f(r["params_actual"])
+        if e and p:
+            rs.append(math.log10(e / p))
+            jobs.append(r)
+            lower += r.get("lower_bound") == "True"
+            bound += budget_bound(sw, r)
+    m, se, n = mean_se(rs)
+    txt = (f"mean log10(EMC / params) = {_ci(m, se)} over {n} job(s) ({_lbl(sel)}); EMC/params from "
+           f"{min(10 ** x for x in rs):.2f} to {max(10 ** x for x in rs):.2f}" if rs else "no jobs")
+    if lower:
+        txt += f"; {lower} lower-bound job(s)"
+    if bound:
+        txt += f"; {bound} budget-bound EMC(s)"
+    if n < 2 or not math.isfinite(se):
+        return _gate(INCONCL, txt, jobs, sw)
+    if m + 2 * se < 0:
+        return _gate(HOLDS, txt, jobs, sw)
+    if m - 2 * se > 0:
+        return _gate(FAILS, txt, jobs, sw)
+    return _gate(INCONCL, txt, jobs, sw)
+
+
+def rule_generalization(sw: Sweep) -> tuple:
+    g = (sw.report.get("generalization") or {})
+    r, p = g.get("r"), g.get("p")
+    pts = 0
+    gp = sw.report_dir / "generalization.csv"
+    if gp.exists():
+        pts = max(0, len(gp.read_text().strip().splitlines()) - 1)
+    if r is None or p is None:
+        return INCONCL, f"{pts} (semantic, random labels) pair(s): too few or constant for a correlation"
+    txt = f"Pearson r = {r:.3f} (p = {p:.3g}) over {pts} pairs"
+    jobs = [row for row in sw.rows if row.get("search") != "fixed"]
+    if r < 0 and p < 0.05:
+        return _gate(HOLDS, txt, jobs, sw)
+    if r > 0 and p < 0.05:
+        return _gate(FAILS, txt, jobs, sw)
+    return _gate(INCONCL, txt, jobs, sw)
+
+
+def _fitted(r: dict) -> bool:
+    acc = _f(r.get("train_accuracy"))
+    return acc is not None and acc >= 1.0 - 1e-9
+
+
+def rule_fits(sw: Sweep, labelings: list) -> tuple:
+    rows = [r for r in sw.rows if str(_key(r, "labeling")) in labelings]
+    if not rows and len({_key(r, "labeling") for r in sw.rows}) <= 1:
+        # labeling did not vary (a single-labeling sweep): read it from the job's config
+        rows = [r for r in sw.rows if _job_labeling(sw, r) in labelings]
+    if not rows:
+        return INCONCL, f"no jobs with labeling in {labelings}"
+    fit = [r for r in rows if _fitted(r)]
+    te = [_f(r.get("test_accuracy")) for r in rows]
+    m, se, n = mean_se(te)
+    txt = (f"{len(fit)}/{len(rows)} job(s) reached 100% training accuracy ({', '.join(labelings)}); "
+           f"test accuracy {m:.3f} ± {se if math.isfinite(se) else float('nan'):.3f} over {n} job(s)")
+    if len(fit) == len(rows):
+        return HOLDS, txt
+    if not fit:
+        return FAILS, txt
+    return INCONCL, txt
+
+
+def _job_labeling(sw: Sweep, r: dict) -> Optional[str]:
+    try:
+        cfg = json.loads((sw.dir / r["job"] / "emc.json").read_text())["config"]
+        return cfg["labeling"]["name"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _job_json(sw: Sweep, r: dict) -> dict:
+    try:
+        return json.loads((sw.dir / r["job"] / "emc.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _steps_to_fit(sw: Sweep, r: dict) -> float:
+    """Optimizer steps of the fitted attempt (fits.jsonl); inf when the job never fitted."""
+    path = sw.dir / r["job"] / "fits.jsonl"
+    steps = math.inf
+    try:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            a = json.loads(line)
+            if a.get("status") == "fitted" and a.get("steps") is not None:
+                steps = min(steps, float(a["steps"]))
+    except (OSError, ValueError):
+        pass
+    return steps
+
+
+def rule_corruption(sw: Sweep) -> tuple:
+    from scipy.stats import spearmanr
+
+    pts = []
+    for r in sw.rows:
+        j = _job_json(sw, r)
+        lab = ((j.get("config") or {}).get("labeling") or {})
+        level = {"semantic": 0.0, "random_labels": 1.0}.get(lab.get("name"), lab.get("p"))
+        te = _f(r.get("test_accuracy"))
+        if level is None or te is None:
+            continue
+        pts.append((float(level), _steps_to_fit(sw, r), 1.0 - te))
+    levels = sorted({p[0] for p in pts})
+    if len(levels) < 3:
+        return INCONCL, f"{len(pts)} job(s) at {len(levels)} corruption level(s): need 3 or more"
+    big = max([s for _, s, _ in pts if math.isfinite(s)] or [0.0]) + 1.0
+    lv = [p[0] for p in pts]
+    s1 = spearmanr(lv, [p[1] if math.isfinite(p[1]) else big for p in pts])
+    s2 = spearmanr(lv, [p[2] for p in pts])
+    never = sum(1 for p in pts if not math.isfinite(p[1]))
+    per = []
+    for L in levels:
+        st = [p[1] for p in pts if p[0] == L and math.isfinite(p[1])]
+        err = mean_se([p[2] for p in pts if p[0] == L])
+        per.append(f"p={L:g}: steps {('%.0f' % (sum(st) / len(st))) if st else 'never'}, test error {err[0]:.3f}")
+    txt = (f"steps-to-fit rho = {s1[0]:.3f} (p = {s1[1]:.3g}); test-error rho = {s2[0]:.3f} (p = {s2[1]:.3g}); "
+           f"{len(pts)} jobs, {never} never fitted; " + "; ".join(per))
+    r1, p1, r2, p2 = float(s1[0]), float(s1[1]), float(s2[0]), float(s2[1])
+    if any(math.isnan(x) for x in (r1, r2)):
+        return INCONCL, txt
+    if r1 > 0 and p1 < 0.05 and r2 > 0 and p2 < 0.05:
+        return HOLDS, txt
+    if (r1 < 0 and p1 < 0.05) or (r2 < 0 and p2 < 0.05):
+        return FAILS, txt
+    return INCONCL, txt
+
+
+def rule_double_descent(sw: Sweep) -> tuple:
+    sizes: dict = {}
+    for r in sw.rows:
+        p, te = _f(r.get("params_target")), _f(r.get("test_accuracy"))
+        if p is not None and te is not None:
+            sizes.setdefault(p, []).append(1.0 - te)
+    xs = sorted(sizes)
+    stats = [mean_se(sizes[x]) for x in xs]
+    txt = "test error: " + ", ".join(f"{x:g}: {m:.3f}±{se:.3f}" if math.isfinite(se) else f"{x:g}: {m:.3f}"
+                                      for x, (m, se, _) in zip(xs, stats))
+    if len(xs) < 3:
+        return INCONCL, txt + " (need 3 or more sizes)"
+    for i in range(1, len(xs) - 1):
+        m, se, n = stats[i]
+        se = se if math.isfinite(se) else 0.0
+        if n >= 2 and m - min(s[0] for s in stats[:i]) > 2 * se and m - min(s[0] for s in stats[i + 1:]) > 2 * se \
+                and se > 0:
+            return HOLDS, txt + f"; peak at {xs[i]:g} parameters"
+    if all(stats[i + 1][0] <= stats[i][0] for i in range(len(xs) - 1)):
+        return FAILS, txt + " (non-increasing: no peak)"
+    return INCONCL, txt
+
+
+@dataclass
+class Finding:
+    id: str
+    source: str
+    claim: str
+    preset: str
+    rule: Callable
+    figure: str
+    settle: str     # what would settle it when the verdict depends on scale
+
+
+FINDINGS = [
+    Finding("P1", "Shwartz-Ziv et al. 2024 (headline 1)",
+            "Standard training finds minima that fit far fewer samples than the model has parameters (EMC < #params).",
+            "emc_labels", lambda s: rule_below_params(s, {"labeling": "semantic"}), "emc_vs_params",
+            "the paper-scale sweep (CIFAR-10/ImageNet, 1e4-1e6 parameters, 500-epoch budgets)"),
+    Finding("P2", "Shwartz-Ziv et al. 2024 (headline 2)",
+            "CNNs are more parameter-efficient than MLPs (and ViTs), even on randomly labelled data.",
+            "emc_archs", lambda s: rule_more(s, {"arch": "cnn"}, {"arch": "mlp"}), "emc_vs_params",
+            "the default budget (500 epochs / 3000 steps) or longer: the 1-D CNN trains far slower per step than "
+            "the MLP, so its EMCs here are budget-bound; then more seeds and CIFAR-10"),
+    Finding("P3", "Shwartz-Ziv et al. 2024 (headline 3)",
+            "SGD finds minima that fit more training data than full-batch gradient descent.",
+            "emc_optimizers", lambda s: rule_more(s, {"optimizer": "sgd"}, {"optimizer": "gd"}), "log_emc",
+            "tuned learning rates per optimizer (hparams_search) and the full 500-epoch budget"),
+    Finding("P4", "Shwartz-Ziv et al. 2024 (headline 4)",
+            "The difference between fitting correctly and randomly labelled samples predicts generalisation "
+            "(larger EMC increase from random to semantic labels <-> smaller generalisation gap).",
+            "emc_generalization", rule_generalization, "generalization",
+            "more (arch, size) pairs and larger models on CIFAR-10"),
+    Finding("P5", "Shwartz-Ziv et al. 2024 (headline 5)",
+            "ReLU activations find minima that fit more data than sigmoidal ones.",
+            "emc_activations", lambda s: rule_more(s, {"arch.activation": "relu"}, {"arch.activation": "sigmoid"}),
+            "log_emc", "CNNs at the paper's sizes and budgets"),
+    Finding("P6", "Shwartz-Ziv et al. 2024 (data)",
+            "Networks fit more samples with semantic labels than with random labels.",
+            "emc_labels", lambda s: rule_more(s, {"labeling": "semantic"}, {"labeling": "random_labels"}),
+            "emc_vs_params", "larger pools and budgets"),
+    Finding("Z1", "Zhang et al. 2017 (random labels)",
+            "Networks fit random labels perfectly (zero training error); test accuracy is at chance.",
+            "zhang_randomization", lambda s: rule_fits(s, ["random_labels"]), "learning_curves",
+            "CIFAR-10 with the small Inception at n = 50,000"),
+    Finding("Z2", "Zhang et al. 2017 (random inputs)",
+            "Networks fit randomised inputs (shuffled pixels, random pixels, Gaussian inputs) perfectly.",
+            "zhang_randomization",
+            lambda s: rule_fits(s, ["permuted_inputs", "shuffled_pixels", "random_inputs"]), "learning_curves",
+            "CIFAR-10 with the small Inception at n = 50,000"),
+    Finding("Z3", "Zhang et al. 2017 (corruption)",
+            "As label corruption grows from 0 to 1, time to fit grows and test error grows.",
+            "zhang_corruption", rule_corruption, "time_to_fit",
+            "CIFAR-10 at n = 50,000 with 3 seeds per level"),
+    Finding("D1", "Nakkiran et al. / Shwartz-Ziv et al. (double descent)",
+            "With label noise at fixed n, test error against width peaks near the interpolation threshold.",
+            "double_descent", rule_double_descent, "double_descent",
+            "training well past interpolation (the fit verdict stops at 100%), CIFAR-10 4-class, ResNet widths"),
+]
