@@ -140,7 +140,8 @@ def bench_throughput(lines, dev, steps=3000, reps=5):
 
     def ours():
         rec = Recipe(build_procedure({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": bs}, {"name": "none"}),
-                     Budget(epochs=math.ceil(steps / math.ceil(n / bs)), min_steps=0, max_extensions=0),
+                     Budget(policy="fixed", epochs=math.ceil(steps / math.ceil(n / bs)), min_steps=0,
+                            max_extensions=0),
                      Checks(early_verdict=False, hessian=False, check_fitted=False), fit_threshold=2.0)
         r = train_to_minimum(model(), x, y, rec, g=torch.Generator(device=dev).manual_seed(1))
         if dev.type == "cuda":
@@ -160,7 +161,8 @@ def bench_throughput(lines, dev, steps=3000, reps=5):
               f"MLP 40-{w}-10 (about 2k parameters), {n} samples, batch {bs}, {steps} steps, best of {reps} "
               "(the two loops interleaved), "
               f"device {device_name(str(dev))}. flexnet's loop includes its per-epoch accounting, "
-              "plateau tracking and full-subset evaluations (every 50 epochs, and whenever the running accuracy is near the threshold); the minimum checks are off here "
+              "plateau tracking and full-subset evaluations (every 50 epochs, and whenever the running accuracy is near the threshold); "
+              "both loops run a fixed length (`train.policy=fixed`: the cosine schedule, no verdict stops it); the minimum checks are off here "
               "(section 3 measures them).", "",
               "| loop | samples/s |", "|---|---|"]
     for k_, v in res.items():
@@ -176,7 +178,7 @@ def bench_batched(lines, dev, epochs=40):
 
     n, d, k, w = 1024, 40, 10, 39
     rec = Recipe(build_procedure({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 128}, {"name": "none"}),
-                 Budget(epochs=epochs, min_steps=0, max_extensions=0),
+                 Budget(policy="fixed", epochs=epochs, min_steps=0, max_extensions=0),
                  Checks(early_verdict=False, hessian=False, check_fitted=False), fit_threshold=2.0)
 
     def data(K):
