@@ -97,3 +97,17 @@ def test_experiment_preset_overrides_the_primary_config(name):
         if isinstance(value, str) and "${" in value:
             continue  # an interpolation, resolved by compose
         assert got.get(key, "<missing>") == value, (name, key)
+
+
+def test_describe_has_help_and_one_line_errors(capsys):
+    from flexnet.describe import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "python -m flexnet.describe" in out and "describe.input_shape" in out and "Traceback" not in out
+    assert main(["scaling.params=["]) == 2   # Hydra's override grammar: one line, no traceback
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("flexnet.describe: error:")
+    assert main(["arch=nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "arch/nope" in err[0]

@@ -77,11 +77,20 @@ def describe(overrides: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__.strip())
+        print("\nExample: python -m flexnet.describe arch=vit scaling=sovit scaling.params=1e5 "
+              "describe.input_shape=[3,32,32] describe.num_classes=10")
+        return 0
     try:
         out = describe(argv)
-    except ConfigError as e:
-        print(f"flexnet.describe: error: {e}", file=sys.stderr, flush=True)
+    except (ConfigError, HydraException, OmegaConfBaseException) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"flexnet.describe: error: {msg}", file=sys.stderr, flush=True)
         return 2
     print(json.dumps(out))
     return 0

@@ -56,6 +56,3 @@ def knobs(cfg: Any, drop: tuple[str, ...] = ("name",)) -> dict:
         d.pop(k, None)
     return d
 
-
-def count_params(model: torch.nn.Module, trainable_only: bool = True) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
