@@ -27,17 +27,14 @@ from .errors import ConfigError, require
 from .models import plan_model
 from .optim import apply_reparam, budget_factor, build_procedure
 from .schema import validate_config
-from .tracking import FITS_FILE, Journal, config_hash, make_logger, write_result
+from .tracking import CURVE_FILE, FITS_FILE, RESULT_NEUTRAL_KEYS, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .trials import run_trials
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
 
 log = logging.getLogger("flexnet")
 
-# config keys that cannot change a result (excluded from the journal's config hash)
-_NON_RESULT_KEYS = ("logger", "threads", "hydra", "curve", "progress")
 HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
-CURVE_FILE = "curve.jsonl"
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -98,7 +95,7 @@ class Setup:
 def result_hash(cfg: dict) -> str:
     """The journal's config hash: of the keys that can change a result. search.trials only says how
     many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them)."""
-    result_cfg = {k: v for k, v in cfg.items() if k not in _NON_RESULT_KEYS}
+    result_cfg = {k: v for k, v in cfg.items() if k not in RESULT_NEUTRAL_KEYS}
     result_cfg["search"] = {k: v for k, v in cfg["search"].items() if k != "trials"}
     return config_hash(result_cfg)
 

@@ -33,12 +33,11 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .tracking import RESULT_FILE, FITS_FILE, flatten, sweep_group_name
+from .tracking import CURVE_FILE, FITS_FILE, RESULT_FILE, RESULT_NEUTRAL_KEYS, flatten, sweep_group_name
 
-CURVE_FILE = "curve.jsonl"
 REPORT_DIR = "report"
 # config keys that never define a result or a group
-IGNORED_PREFIXES = ("hydra", "logger", "threads", "device", "curve", "progress")
+IGNORED_PREFIXES = (*RESULT_NEUTRAL_KEYS, "device")
 # never default grouping keys: the x axis and the trials
 NOT_GROUP_KEYS = ("scaling.params", "seed", "search.trials")  # trials: more seeds, not another series
 CAP_KEY = "train.min_steps"  # swept in the emc_budget preset: the safety cap (converge) or schedule length (fixed)

@@ -24,6 +24,10 @@ from .registry import Registry
 log = logging.getLogger("flexnet")
 
 FITS_FILE = "fits.jsonl"
+CURVE_FILE = "curve.jsonl"  # per-epoch learning curves (search=fixed, or curve=true)
+# config keys that cannot change a result: left out of the journal's config hash, and never a
+# grouping key of the report (which also ignores `device`: it can change the last bits, not the experiment)
+RESULT_NEUTRAL_KEYS = ("logger", "threads", "hydra", "curve", "progress")
 RESULT_FILE = "emc.json"
 
 
