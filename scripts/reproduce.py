@@ -80,6 +80,9 @@ PRESETS = [
            parts={"fixed": ["train.policy=fixed"]}),
 ]
 BY_NAME = {p.name: p for p in PRESETS}
+# presets that read their dataset from disk (not embedded): not run by `make reproduce`; each is tested
+# on generated files in the real format (tests/test_double_descent.py)
+DATA_PRESETS = {"double_descent_cifar": "CIFAR-10 python batches under dataset.root or $FLEXNET_DATA"}
 
 
 def preset_overrides(p: Preset, tiny: bool, part: Optional[str] = None) -> list:

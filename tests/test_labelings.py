@@ -48,7 +48,11 @@ def test_every_labeling_has_a_config():
 def test_reproducible_and_test_split_clean(digits, name):
     a, b = lab(digits, name, seed=5), lab(digits, name, seed=5)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
-    assert torch.equal(a.x_test, digits.x_test) and torch.equal(a.y_test, digits.y_test)
+    assert torch.equal(a.y_test, digits.y_test)
+    if name == "permuted_inputs":  # the one labeling that also transforms the test split (its permutation)
+        assert torch.equal(a.x_test, b.x_test) and not torch.equal(a.x_test, digits.x_test)
+    else:
+        assert torch.equal(a.x_test, digits.x_test)
     assert a.x_train.shape == digits.x_train.shape and a.y_train.dtype == torch.int64
     if name != "semantic":
         c = lab(digits, name, seed=6)
@@ -112,6 +116,43 @@ def test_permuted_inputs_one_fixed_permutation(digits):
     assert torch.equal(a.y_train, digits.y_train)
 
 
+def test_permuted_inputs_permutes_the_test_split_the_same_way(digits):
+    """Zhang et al.'s shuffled pixels: the test images get the training pool's fixed permutation (Z2);
+    test labels stay true, the other labelings leave the test split as it is."""
+    a = lab(digits, "permuted_inputs", seed=4)
+    perm = a.meta["permutation"]
+    nt = digits.x_test.shape[0]
+    assert nt > 0 and a.x_test.shape == digits.x_test.shape
+    assert torch.equal(a.x_test.reshape(nt, -1), digits.x_test.reshape(nt, -1)[:, perm])
+    assert torch.equal(a.y_test, digits.y_test)
+    # a pixel at position j of a training image and of a test image land in the same place
+    for xs, xt in ((a.x_train, digits.x_train), (a.x_test, digits.x_test)):
+        assert torch.equal(xs.reshape(xs.shape[0], -1)[:, 0], xt.reshape(xt.shape[0], -1)[:, int(perm[0])])
+    from flexnet.data import DataBundle
+
+    empty = DataBundle("no-test", digits.x_train, digits.y_train, digits.x_test[:0], digits.y_test[:0],
+                       num_classes=10)
+    assert lab(empty, "permuted_inputs", seed=4).x_test.shape[0] == 0
+
+
+def test_permuted_inputs_test_accuracy_is_measured_on_permuted_images(tmp_path):
+    """In a job, a model trained on permuted digits scores on the permuted test split as it does on
+    its training task (well above chance); on the un-permuted images it would be near chance."""
+    from conftest import compose
+
+    from flexnet.convergence import evaluate
+    from flexnet.job import load_data, run_job
+
+    cfg = compose(["dataset=digits", "labeling=permuted_inputs", "search=fixed", "search.n=600", "scaling.params=3000",
+                   "optimizer=adam", "optimizer.lr=0.01", "train.policy=fixed", "train.epochs=40", "train.min_steps=0",
+                   "train.max_extensions=0", "convergence.hessian=false", "progress=false", "threads=1"])
+    res = run_job(cfg, tmp_path)
+    assert res["test_accuracy"] > 0.6, res["test_accuracy"]
+    data = load_data(cfg, torch.device("cpu"))
+    clean = load_dataset({"name": "digits", "seed": 0})
+    assert not torch.equal(data.x_test, clean.x_test) and torch.equal(data.y_test, clean.y_test)
+
+
 def test_permuted_inputs_moves_channels_together():
     from flexnet.data import DataBundle
 
@@ -145,6 +186,8 @@ def test_labelings_on_tabular_vectors():
     b = load_dataset({"name": "gaussian", "seed": 0, "num_samples": 500, "num_test": 50, "dim": 8})
     for name in ALL:
         out = lab(b, name, seed=0)
-        assert out.x_train.shape == (500, 8) and torch.equal(out.x_test, b.x_test)
+        assert out.x_train.shape == (500, 8)
+        assert torch.equal(out.x_test, b.x_test) or name == "permuted_inputs"
     perm = lab(b, "permuted_inputs").meta["permutation"]
     assert torch.equal(lab(b, "permuted_inputs").x_train, b.x_train[:, perm])
+    assert torch.equal(lab(b, "permuted_inputs").x_test, b.x_test[:, perm])

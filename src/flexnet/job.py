@@ -34,6 +34,9 @@ from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_
 
 log = logging.getLogger("flexnet")
 
+# search keys left out of the hash at these values (their defaults; added after journals were written
+# without them, which then still replay)
+_HASH_DEFAULTS = {"stop_at_fit": True, "curve_every": 1}
 HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -96,7 +99,8 @@ def result_hash(cfg: dict) -> str:
     """The journal's config hash: of the keys that can change a result. search.trials only says how
     many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them)."""
     result_cfg = {k: v for k, v in cfg.items() if k not in RESULT_NEUTRAL_KEYS}
-    result_cfg["search"] = {k: v for k, v in cfg["search"].items() if k != "trials"}
+    result_cfg["search"] = {k: v for k, v in cfg["search"].items()
+                            if k != "trials" and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
     return config_hash(result_cfg)
 
 
@@ -127,6 +131,12 @@ def setup(cfg: dict) -> Setup:
     if plan.note:
         log.warning(plan.note)
     return Setup(cfg, device, data, plan, recipe, tol_spec)
+
+
+def past_fit(cfg: dict) -> bool:
+    """search=fixed with search.stop_at_fit=false: train the whole fixed length past the first fit
+    (pastfit.py), recording the epoch of the first fit and a train/test curve."""
+    return cfg["search"].get("name") == "fixed" and cfg["search"].get("stop_at_fit", True) is False
 
 
 def model_line(plan, arch_cfg: dict) -> str:
@@ -195,13 +205,23 @@ class Oracle:
     def _tag(self) -> dict:
         return {} if self.trial is None else {"trial": self.trial}
 
+    def _curve_every(self) -> int:
+        return int(self.s.cfg["search"].get("curve_every", 1) or 1)
+
+    def _write_curve(self, n: int, attempt: int, rec: dict) -> None:
+        with open(self.curve_path, "a") as f:
+            f.write(json.dumps({**self._tag(), "n": n, "attempt": attempt, **rec}) + "\n")
+
     def _curve_callback(self, n: int, attempt: int, x, y, best: dict):
-        """Per-epoch learning curve: loss and accuracy on the stream trained on, clean train
-        accuracy on the subset and test accuracy, appended to curve.jsonl."""
+        """Per-epoch learning curve (every search.curve_every epochs): loss and accuracy on the
+        stream trained on, clean train accuracy on the subset and test accuracy, appended to curve.jsonl."""
         s = self.s
         has_test = s.data.x_test.shape[0] > 0
+        every = self._curve_every()
 
         def cb(model, m: dict) -> None:
+            if m["epoch"] % every and m["epoch"] != 1:
+                return
             train_acc, _ = evaluate(model, x, y, s.recipe.procedure.loss_fn, s.recipe.checks.chunk)
             test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
             if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
@@ -276,13 +296,17 @@ class Oracle:
         self.reparam_info = rinfo
         return seed, s.data.x_train[idx], s.data.y_train[idx], model.to(s.device)
 
-    def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict) -> Attempt:
+    def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict,
+                extra: Optional[dict] = None) -> Attempt:
+        """The attempt's journal record. `extra` (a past-fit attempt's: fitted_epoch, test_acc, ...)
+        replaces what is computed here; otherwise the first fit is where the attempt stopped."""
         s = self.s
         test_acc = None
-        if (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
+        if extra is None and (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
             test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
+        fit = {"fitted_epoch": res.epochs if res.fitted else None, "fitted_step": res.steps if res.fitted else None}
         rec = {**self._tag(), "n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
-               "fitted": res.fitted, "cost": float(n * res.epochs), **best}
+               "fitted": res.fitted, "cost": float(n * res.epochs), **fit, **best, **(extra or {})}
         self.journal.append(rec)
         self.logger.log_attempt(rec)
         return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
@@ -294,8 +318,11 @@ class Oracle:
         s = self.s
         seed, x, y, model = self._prepare(n, attempt)
         best: dict = {}
+        extra = None
         if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
             res = fit_closed_form(model, x, y, s.recipe)
+        elif past_fit(s.cfg):
+            res, extra = self._train_past_fit(n, attempt, seed, x, y, model)
         else:
             if self.curve_path:
                 _drop_curve(self.curve_path, n, attempt, self.trial)
@@ -311,7 +338,22 @@ class Oracle:
                 res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
             finally:
                 close()
-        return self._record(n, attempt, seed, model, res, best)
+        return self._record(n, attempt, seed, model, res, best, extra)
+
+    def _train_past_fit(self, n: int, attempt: int, seed: int, x, y, model):
+        """search.stop_at_fit=false: the whole fixed length, the curve every search.curve_every epochs."""
+        from .pastfit import train_past_fit
+
+        s = self.s
+        if self.curve_path:
+            _drop_curve(self.curve_path, n, attempt, self.trial)
+        progress, close = self._progress_callback(n, attempt)
+        on_curve = (lambda rec: self._write_curve(n, attempt, rec)) if self.curve_path else None
+        try:
+            return train_past_fit(model, x, y, s.recipe, s.data.x_test, s.data.y_test, g=generator(seed + 1, s.device),
+                                  seed=seed, curve_every=self._curve_every(), on_epoch=progress, on_curve=on_curve)
+        finally:
+            close()
 
     def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
         """Several attempts at one size trained together as one stacked model (see train_together)."""
@@ -423,6 +465,8 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
     search_name = scfg.pop("name")
     strategy = SEARCHES.get(search_name)
     scfg.pop("fit_threshold", None)
+    for k in _HASH_DEFAULTS:  # how each attempt trains (Oracle), not how the search runs
+        scfg.pop(k, None)
     start = scfg.pop("start", 128)
     ratio = scfg.pop("start_ratio", None)
     if ratio is not None:  # a guess that scales with the model: start near the expected EMC
@@ -448,6 +492,8 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         batch = scfg.pop("batch_attempts", "auto")
         if batch == "auto":  # stacked models pay off on a GPU; on a 2-core CPU not even for trials (BENCHMARKS.md)
             batch = s.device.type == "cuda"
+        if past_fit(cfg):  # the stacked trainer (batched.py) stops at the fit
+            batch = False
         common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
         if trials == 1:
             oracles = [Oracle(s, journal, logger, curve_path)]
@@ -495,7 +541,8 @@ def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
                      "lower_bound": r.lower_bound, "fits": r.fits, "cost_sample_epochs": r.cost,
                      "unverified": r.unverified,
                      "test_accuracy": a.record.get("test_acc") if a else None,
-                     "train_accuracy": a.record.get("train_acc") if a else None})
+                     "train_accuracy": a.record.get("train_acc") if a else None,
+                     "fitted_epoch": a.record.get("fitted_epoch") if a else None})
     emcs = [float(r.emc) for r in runs]
     mean = sum(emcs) / len(emcs)
     sd = math.sqrt(sum((e - mean) ** 2 for e in emcs) / (len(emcs) - 1))
@@ -534,12 +581,17 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
     unverified = [{"n": a.n, "attempt": a.attempt} for a in res.attempts if a.status == "unverified"]
     cert = certificate(res)
     b = s.recipe.budget
+    past = past_fit(cfg)
+    if past:  # a fixed length past the fit: no verdicts to certify
+        cert["converged"] = None
     broken = sum(1 for a in res.attempts if a.status in ("diverged", "degenerate"))
     return {
         "emc": res.emc,
         "converged": cert.pop("converged"),
-        "convergence": {**cert, "policy": b.policy, "cap": {"epochs": b.epochs, "min_steps": b.min_steps},
-                        **({"lr_decay": b.lr_decay, "min_lr_factor": b.min_lr_factor} if b.policy == "converge"
+        "convergence": {**cert, "policy": "past_fit" if past else b.policy,
+                        "cap": {"epochs": b.epochs, "min_steps": b.min_steps},
+                        **({"schedule": s.recipe.procedure.schedule} if past else
+                           {"lr_decay": b.lr_decay, "min_lr_factor": b.min_lr_factor} if b.policy == "converge"
                            else {"schedule": s.recipe.procedure.schedule, "max_extensions": b.max_extensions}),
                         "grad_rule": s.recipe.checks.grad_rule},
         "diverged": sum(1 for a in res.attempts if a.status == "diverged"),
@@ -556,6 +608,10 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
         "test_accuracy": test_acc,
         "train_accuracy": train_acc,
         "best_test_accuracy": at_emc[0].record.get("best_test_acc") if at_emc else None,
+        "test_loss": at_emc[0].record.get("test_loss") if at_emc else None,
+        "train_loss": at_emc[0].record.get("train_loss") if at_emc else None,
+        "fitted_epoch": at_emc[0].record.get("fitted_epoch") if at_emc else None,
+        "past_fit": past,
         "search": res.search,
         "device": str(s.device),
         "pool_size": s.data.pool_size,
@@ -573,6 +629,11 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
 
 def _convergence_line(r: dict) -> str:
     c = r.get("convergence") or {}
+    if c.get("policy") == "past_fit":
+        fe = r.get("fitted_epoch")
+        return (f"trained past the fit: {c['cap']['epochs']} epochs / {c['cap']['min_steps']} steps, "
+                + ("never fitted" if fe is None else f"first fitted at epoch {fe}")
+                + ("" if r.get("test_accuracy") is None else f"; test accuracy {r['test_accuracy']:.4f}"))
     stops = ", ".join(f"{v} {k}" for k, v in sorted((c.get("failed_size_stops") or {}).items()))
     if r.get("converged") is None:
         return f"converged: n/a (no failed size); policy {c.get('policy')}"

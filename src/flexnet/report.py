@@ -11,7 +11,11 @@ writes into `<first DIR>/report/` (or `--out`):
 * `log_emc.png` (mean log10 EMC over model sizes per group, standard error over trials);
 * `generalization.png` + `generalization.csv` (Pearson r) when semantic and random labels
   are both present;
-* `double_descent.png` for `search=fixed` jobs (test error against parameter count at n);
+* `double_descent.png` for `search=fixed` jobs (test and train error against parameter count at n,
+  mean and SE band over seeds, the interpolation threshold marked, and the parameter count at which
+  the EMC equals n, from `--emc-dir` (an EMC sweep) or `--emc-params`, as a vertical line);
+* `double_descent_epochs.png` for jobs trained past the fit (`search.stop_at_fit=false`): test and
+  train error against epoch at the interpolation threshold's size (and the largest size);
 * `learning_curves.png`, `time_to_fit.png`, `corruption_test_error.png` from `curve.jsonl`
   of `search=fixed` jobs (Zhang et al. Fig. 1a-c).
 
@@ -46,6 +50,8 @@ CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept, 
 MIN_INTERVAL_POINTS = 3  # no interval (power-law CI, error bar) from fewer points (sizes, seeds)
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
+EPOCHS_FIGURE = "double_descent_epochs.png"  # drawn for jobs trained past the fit (search.stop_at_fit=false)
+INTERPOLATION_TOL = 0.01  # interpolation threshold: the smallest size whose mean final train error is <= this
 
 
 # ---------------------------------------------------------------- collecting
@@ -362,6 +368,98 @@ def time_to_fit(curve: list[dict], threshold: float) -> Optional[int]:
     return None
 
 
+# ---------------------------------------------------------------- double descent (search=fixed)
+
+def interpolation_threshold(sizes: list[dict], tol: float = INTERPOLATION_TOL) -> Optional[dict]:
+    """The interpolation threshold: the smallest size (a `_by_size` row) whose mean final train error
+    over seeds is <= tol (~100% train accuracy); None when no size gets there."""
+    for s in sorted(sizes, key=lambda s: s["params"]):
+        if math.isfinite(s["train_error"]) and s["train_error"] <= tol + 1e-12:
+            return s
+    return None
+
+
+def emc_crossing(points: list[tuple[float, float]], n: float) -> Optional[float]:
+    """The parameter count at which the EMC reaches n, from (parameters, mean EMC) points of an EMC
+    sweep: log-log interpolation between the first two consecutive sizes whose EMCs bracket n; None
+    when no two sizes do (n outside the measured EMCs: no extrapolation)."""
+    pts = sorted((float(p), float(e)) for p, e in points if p > 0 and e > 0)
+    for (p0, e0), (p1, e1) in zip(pts, pts[1:]):
+        if e0 == n:
+            return p0
+        if (e0 - n) * (e1 - n) < 0:
+            t = (math.log(n) - math.log(e0)) / (math.log(e1) - math.log(e0))
+            return math.exp(math.log(p0) + t * (math.log(p1) - math.log(p0)))
+    if pts and pts[-1][1] == n:
+        return pts[-1][0]
+    return None
+
+
+def emc_line(emc_dirs: list[Path], n: float) -> dict:
+    """Where the EMC equals the fixed n, from the EMC searches (search != fixed) under emc_dirs: mean
+    EMC per parameter count over seeds, then emc_crossing. {'params', 'source', 'points', 'note'}."""
+    col = collect(emc_dirs)
+    jobs = [j for j in col.jobs if j.search != "fixed"]
+    src = ", ".join(str(d) for d in emc_dirs)
+    if not jobs:
+        return {"params": None, "source": src, "points": [], "note": f"--emc-dir {src}: no EMC search results"}
+    pts = [(s["params"], s["emc"]) for s in _by_size(jobs)]
+    p = emc_crossing(pts, n)
+    groups = {group_label(j, series_keys(jobs, varying_keys(jobs))) for j in jobs}
+    note = None
+    if p is None:
+        note = (f"--emc-dir {src}: the mean EMCs ({', '.join(f'{e:.0f}' for _, e in pts)}) do not bracket "
+                f"n = {n:g}: no EMC line drawn")
+    elif len(groups) > 1:
+        note = f"--emc-dir {src}: {len(groups)} series pooled for the EMC line"
+    return {"params": p, "source": src, "points": [{"params": a, "emc": b} for a, b in pts], "note": note}
+
+
+def epoch_curve(jobs: list[Job]) -> list[dict]:
+    """Test and train error against epoch over the jobs' curves (their first attempt), mean and SE
+    over the jobs at each epoch that has a test accuracy."""
+    by_epoch: dict[int, dict[str, list[float]]] = defaultdict(lambda: {"test": [], "train": []})
+    for j in jobs:
+        for r in _first_attempt(j.curve or []):
+            if r.get("test_acc") is None:
+                continue
+            by_epoch[int(r["epoch"])]["test"].append(1.0 - float(r["test_acc"]))
+            if r.get("train_acc") is not None:
+                by_epoch[int(r["epoch"])]["train"].append(1.0 - float(r["train_acc"]))
+    out = []
+    for e in sorted(by_epoch):
+        te, tr = by_epoch[e]["test"], by_epoch[e]["train"]
+        (tm, tse), (rm, rse) = mean_se(te), (mean_se(tr) if tr else (float("nan"), float("nan")))
+        out.append({"epoch": e, "test_error": tm, "test_error_se": tse, "train_error": rm, "train_error_se": rse,
+                    "jobs": len(te)})
+    return out
+
+
+def double_descent_summary(jobs: list[Job], tol: float = INTERPOLATION_TOL) -> dict:
+    """One group's search=fixed jobs: per size test / train error (mean, SE), how many seeds fitted
+    and when (fitted_epoch), the interpolation threshold and the size of the largest test error."""
+    fixed = [j for j in jobs if j.search == "fixed"]
+    sizes = _by_size(fixed)
+    by_target: dict[float, list[Job]] = defaultdict(list)
+    for j in fixed:
+        by_target[j.target].append(j)
+    for s in sizes:
+        js = by_target[s["target"]]
+        fe = [float(j.result["fitted_epoch"]) for j in js if j.result.get("fitted_epoch") is not None]
+        s["fitted"] = len(fe)
+        s["fitted_epoch"] = float(np.mean(fe)) if fe else None
+    thr = interpolation_threshold(sizes, tol)
+    finite = [s for s in sizes if math.isfinite(s["test_error"])]
+    peak = max(finite, key=lambda s: s["test_error"]) if finite else None
+    ns = sorted({j.config.get("search.n") for j in fixed if j.config.get("search.n") is not None})
+    return {"n": ns[0] if len(ns) == 1 else ns, "tol": tol,
+            "past_fit": any(j.result.get("past_fit") for j in fixed),
+            "interpolation_threshold": thr["params"] if thr else None,
+            "threshold_target": thr["target"] if thr else None,
+            "peak_params": peak["params"] if peak else None, "peak_test_error": peak["test_error"] if peak else None,
+            "sizes": sizes}
+
+
 # ---------------------------------------------------------------- the report
 
 @dataclass
@@ -377,6 +475,7 @@ class Report:
     notes: list[str]
     files: list[Path] = field(default_factory=list)  # every file written, figures included
     figure_text: dict = field(default_factory=dict)   # figure name -> its title, legend entries, x tick labels
+    double_descent: dict = field(default_factory=dict)  # group -> threshold, peak, EMC line (search=fixed jobs)
 
 
 ROW_FIELDS = ["params_target", "params_actual", "emc", "converged", "bracket_fitted", "bracket_failed",
@@ -486,7 +585,11 @@ def _generalization(jobs: list[Job], by: list[str]) -> dict:
 
 
 def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional[Path] = None,
-                 n_boot: int = 2000, converged_only: bool = False) -> Report:
+                 n_boot: int = 2000, converged_only: bool = False, interpolation_tol: float = INTERPOLATION_TOL,
+                 emc_dirs: Optional[list[Path]] = None, emc_params: Optional[float] = None) -> Report:
+    """interpolation_tol, emc_dirs, emc_params: the double-descent figure's interpolation threshold
+    (mean final train error <= tol) and its EMC line: the parameter count where the EMC of the EMC
+    searches under emc_dirs equals the fixed n, or emc_params given directly."""
     dirs = [Path(d) for d in dirs]
     root = dirs[0]
     out = Path(out) if out else root / REPORT_DIR
@@ -531,6 +634,21 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
             notes.append(f"{name}: {g['lower_bounds']} job(s) fitted the whole pool (EMC is a lower bound there)")
     gen = _generalization([j for j in jobs if j.search != "fixed"], by)
     rep = Report(out, col, by, swept, rows, groups, gen, [], notes)
+    dd = {name: double_descent_summary(g["jobs"], interpolation_tol) for name, g in groups.items()
+          if any(j.search == "fixed" for j in g["jobs"])}
+    if dd:
+        n = next((d["n"] for d in dd.values() if isinstance(d["n"], (int, float))), None)
+        if emc_params is not None:
+            dd["_emc_line"] = {"params": float(emc_params), "source": "--emc-params", "n": n, "note": None}
+        elif emc_dirs:
+            if n is None:
+                notes.append("--emc-dir: the search=fixed jobs have no single search.n: no EMC line drawn")
+            else:
+                dd["_emc_line"] = {**emc_line([Path(d) for d in emc_dirs], float(n)), "n": n}
+        line = dd.get("_emc_line") or {}
+        if line.get("note"):
+            notes.append(line["note"])
+    rep.double_descent = dd
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rep)
     rep.figures = draw_figures(rep)
@@ -602,6 +720,7 @@ def write_tables(rep: Report) -> None:
                           "sizes": g["sizes"]}
                    for name, g in rep.groups.items()},
         "generalization": {k: v for k, v in rep.generalization.items() if k != "points"},
+        "double_descent": rep.double_descent,
     }
     (rep.out / "report.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     rep.files.append(rep.out / "report.json")
@@ -657,6 +776,9 @@ def write_markdown(rep: Report) -> None:
                      f"increase of EMC from random to semantic labels and the generalization gap, over "
                      f"{len(gen['points'])} pair(s)." if math.isfinite(r) else
                      f"## Generalization\n\n{len(gen['points'])} pair(s): too few (or constant) for a correlation.")
+    dd_part = _double_descent_markdown(rep)
+    if dd_part:
+        parts.append(dd_part)
     if rep.figures:
         parts.append("## Figures\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in rep.figures))
     if col.unfinished:
@@ -667,6 +789,36 @@ def write_markdown(rep: Report) -> None:
         parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in rep.notes))
     (rep.out / "emc.md").write_text("\n\n".join(parts) + "\n")
     rep.files.append(rep.out / "emc.md")
+
+
+def _pm(m: float, se: float) -> str:
+    if not math.isfinite(m):
+        return ""
+    return f"{m:.3f} ± {se:.3f}" if math.isfinite(se) else f"{m:.3f}"
+
+
+def _double_descent_markdown(rep: Report) -> str:
+    """Per group of search=fixed jobs: error against size, who fitted and when, threshold, peak, EMC line."""
+    dd = {k: v for k, v in rep.double_descent.items() if not k.startswith("_")}
+    if not dd:
+        return ""
+    line = rep.double_descent.get("_emc_line") or {}
+    parts = ["## Double descent"]
+    for name, d in dd.items():
+        rows = [[_num(s["params"]), _pm(s["test_error"], s["test_error_se"]), _pm(s["train_error"], s["train_error_se"]),
+                 f"{s['fitted']}/{s['jobs']}", "" if s["fitted_epoch"] is None else f"{s['fitted_epoch']:.0f}"]
+                for s in d["sizes"]]
+        thr = d["interpolation_threshold"]
+        head = (f"**{rep.groups[name]['label']}** (n = {d['n']}" + (", trained past the fit" if d["past_fit"] else "")
+                + f"): interpolation threshold (mean train error <= {d['tol']:g}) "
+                + (f"at {thr:.0f} parameters" if thr is not None else "not reached")
+                + (f"; largest test error {d['peak_test_error']:.3f} at {d['peak_params']:.0f} parameters"
+                   if d["peak_params"] is not None else "") + ".")
+        parts.append(head + "\n\n" + _md_table(["parameters", "test error (SE)", "train error (SE)", "fitted",
+                                                 "mean fitted epoch"], rows))
+    if line.get("params") is not None:
+        parts.append(f"EMC = n = {line.get('n')} at {line['params']:.0f} parameters ({line['source']}).")
+    return "\n\n".join(parts)
 
 
 # ---------------------------------------------------------------- figures
@@ -741,6 +893,7 @@ def draw_figures(rep: Report) -> list[Path]:
     fixed = {n: g for n, g in rep.groups.items() if any(j.search == "fixed" for j in g["jobs"])}
     if fixed:
         _fig_double_descent(rep, fixed, colors, figs)
+        _fig_double_descent_epochs(rep, fixed, colors, figs)
         curve_jobs = [j for g in fixed.values() for j in g["jobs"] if j.search == "fixed" and j.curve]
         if curve_jobs:
             _fig_learning_curves(rep, curve_jobs, colors, figs)
@@ -882,29 +1035,114 @@ def _fig_generalization(rep: Report, figs: list[Path]) -> None:
     _save(fig, rep.out / "generalization.png", figs)
 
 
+def _band(ax, x, m, se, jobs, color, fmt: str, label: Optional[str], ms: float = 4) -> None:
+    """A mean line with a +-SE band (the band only from MIN_INTERVAL_POINTS seeds)."""
+    x, m = np.asarray(x, dtype=float), np.asarray(m, dtype=float)
+    e = np.array([_err(s, k) for s, k in zip(se, jobs)], dtype=float)
+    ax.plot(x, m, fmt, color=color, ms=ms, label=label)
+    if np.any(e > 0):
+        ax.fill_between(x, m - e, m + e, color=color, alpha=0.18, lw=0)
+
+
+def _prefix(label: str) -> str:
+    return "" if label in ("", "EMC") else f"{label}: "
+
+
 def _fig_double_descent(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
+    """Test error (solid) and train error (dotted) against parameters, mean and SE band over seeds; the
+    interpolation threshold of each series (dashed) and where the EMC equals n (dash-dot, black)."""
     fig, ax = _subplots(9.0, 4.5)
     ns = sorted({j.config.get("search.n") for g in groups.values() for j in g["jobs"] if j.search == "fixed"},
                 key=str)
+    past = False
     for name, g in groups.items():
-        sizes = _by_size([j for j in g["jobs"] if j.search == "fixed"])
-        pts = [s for s in sizes if math.isfinite(s["test_error"])]
+        d = rep.double_descent.get(name) or double_descent_summary(g["jobs"])
+        past = past or d["past_fit"]
+        pts = [s for s in d["sizes"] if math.isfinite(s["test_error"])]
         if not pts:
             continue
-        x = [s["params"] for s in pts]
-        ax.errorbar(x, [s["test_error"] for s in pts], yerr=[_err(s["test_error_se"], s["jobs"]) for s in pts],
-                    fmt="o-", color=colors[name], capsize=3, ms=4, label=f"{g['label']}: test")
+        pre = _prefix(g["label"])
+        _band(ax, [s["params"] for s in pts], [s["test_error"] for s in pts], [s["test_error_se"] for s in pts],
+              [s["jobs"] for s in pts], colors[name], "o-", f"{pre}test error")
         tr = [s for s in pts if math.isfinite(s["train_error"])]
         if tr:
-            ax.plot([s["params"] for s in tr], [s["train_error"] for s in tr], "x:", color=colors[name],
-                    label=f"{g['label']}: train")
+            _band(ax, [s["params"] for s in tr], [s["train_error"] for s in tr], [s["train_error_se"] for s in tr],
+                  [s["jobs"] for s in tr], colors[name], "x:", f"{pre}train error")
+        if d["interpolation_threshold"] is not None:
+            ax.axvline(d["interpolation_threshold"], color=colors[name], ls="--", lw=1,
+                       label=f"{pre}interpolation threshold: {d['interpolation_threshold']:.0f} params "
+                             f"(train error <= {d['tol']:g})")
+    line = rep.double_descent.get("_emc_line") or {}
+    if line.get("params") is not None:
+        ax.axvline(line["params"], color="black", ls="-.", lw=1.2,
+                   label=f"EMC = n at {line['params']:.0f} params ({'EMC search' if line['source'] != '--emc-params' else 'given'})")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("error")
-    _title(ax, rep, "Test error against parameter count at fixed n = " + ", ".join(str(n) for n in ns))
+    what = "Test and train error against parameter count at fixed n = " + ", ".join(str(n) for n in ns)
+    _title(ax, rep, what + ("\n(trained a fixed length past interpolation; mean ± SE over seeds)" if past
+                             else " (mean ± SE over seeds)"))
     _legend(fig, ax)
     ax.grid(True, which="both", alpha=0.2)
     _save(fig, rep.out / "double_descent.png", figs)
+
+
+def _epoch_pick(g: dict, d: dict) -> tuple[list[Job], str]:
+    """The jobs at the size nearest the interpolation threshold (the threshold's own size, else the
+    largest size, which came nearest), and what the choice was."""
+    fixed = [j for j in g["jobs"] if j.search == "fixed" and j.curve]
+    if not fixed:
+        return [], ""
+    if d["threshold_target"] is not None:
+        t, why = d["threshold_target"], "at the interpolation threshold"
+    else:
+        t, why = max(j.target for j in fixed), "largest size (no size reached the threshold)"
+    return [j for j in fixed if j.target == t], why
+
+
+def _fig_double_descent_epochs(rep: Report, groups: dict, colors: dict, figs: list[Path]) -> None:
+    """Epoch-wise: test error (solid) and train error (dotted) against epoch, mean and SE band over seeds,
+    for the size at the interpolation threshold; the largest size thinner for comparison; the mean
+    epoch of the first fit (dotted vertical)."""
+    fig, ax = _subplots(9.0, 4.5)
+    drawn = []
+    for name, g in groups.items():
+        d = rep.double_descent.get(name)
+        if not d or not d["past_fit"]:
+            continue
+        js, why = _epoch_pick(g, d)
+        c = epoch_curve(js)
+        if not c:
+            continue
+        pre = _prefix(g["label"])
+        params = float(np.mean([j.params for j in js]))
+        x = [r["epoch"] for r in c]
+        _band(ax, x, [r["test_error"] for r in c], [r["test_error_se"] for r in c], [r["jobs"] for r in c],
+              colors[name], "-", f"{pre}{params:.0f} params ({why}): test error", ms=0)
+        tr = [r for r in c if math.isfinite(r["train_error"])]
+        _band(ax, [r["epoch"] for r in tr], [r["train_error"] for r in tr], [r["train_error_se"] for r in tr],
+              [r["jobs"] for r in tr], colors[name], ":", f"{pre}{params:.0f} params: train error", ms=0)
+        fe = [j.result["fitted_epoch"] for j in js if j.result.get("fitted_epoch") is not None]
+        if fe:
+            ax.axvline(float(np.mean(fe)), color=colors[name], ls=(0, (1, 3)), lw=1,
+                       label=f"{pre}first fit, mean epoch {np.mean(fe):.0f} ({len(fe)}/{len(js)} seeds)")
+        top = max(j.target for j in g["jobs"] if j.search == "fixed" and j.curve)
+        big = [j for j in g["jobs"] if j.search == "fixed" and j.curve and j.target == top]
+        if big and top != js[0].target:
+            cb = epoch_curve(big)
+            ax.plot([r["epoch"] for r in cb], [r["test_error"] for r in cb], "-", color=colors[name], lw=0.8,
+                    alpha=0.5, label=f"{pre}{np.mean([j.params for j in big]):.0f} params (largest): test error")
+        drawn.append(name)
+    if not drawn:
+        _plt().close(fig)
+        return
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error")
+    _title(ax, rep, "Epoch-wise: error against epoch at the interpolation threshold\n(mean ± SE over seeds)")
+    _legend(fig, ax)
+    ax.grid(True, which="both", alpha=0.2)
+    _save(fig, rep.out / EPOCHS_FIGURE, figs)
 
 
 def _curve_pick(jobs: list[Job]) -> list[Job]:
@@ -1103,6 +1341,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the power-law interval")
     ap.add_argument("--converged-only", action="store_true",
                     help="keep only EMCs certified converged (emc.json 'converged': true; docs/convergence.md)")
+    ap.add_argument("--interpolation-tol", type=float, default=INTERPOLATION_TOL, metavar="TOL",
+                    help="double descent: the interpolation threshold is the smallest size whose mean final train "
+                         f"error is <= TOL (default {INTERPOLATION_TOL})")
+    ap.add_argument("--emc-dir", nargs="+", action="extend", type=Path, default=None, metavar="DIR",
+                    help="double descent: EMC search results (an EMC sweep over scaling.params on the same data and "
+                         "procedure); the figure marks the parameter count where their mean EMC equals the fixed n")
+    ap.add_argument("--emc-params", type=float, default=None, metavar="P",
+                    help="double descent: draw the EMC line at P parameters (instead of --emc-dir)")
     ap.add_argument("--wandb", action="store_true", help="also upload the EMC-curve table and plots to W&B")
     ap.add_argument("--wandb-project", default=None)
     ap.add_argument("--wandb-entity", default=None)
@@ -1129,7 +1375,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                       + ", ".join(sorted(varying_keys(col_preview.jobs)) or sorted(keys)[:8]), file=sys.stderr)
                 return 2
             by.append(k)
-    rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap, converged_only=args.converged_only)
+    rep = build_report(args.dirs, by=by, out=args.out, n_boot=args.bootstrap, converged_only=args.converged_only,
+                       interpolation_tol=args.interpolation_tol, emc_dirs=args.emc_dir, emc_params=args.emc_params)
     print(f"{len(rep.rows)} job(s), {len(rep.groups)} group(s) -> {rep.out}")
     for p in rep.files:  # every file written: tables, report.json, emc.md, figures
         print(f"  {p}")

@@ -601,10 +601,15 @@ class Linear(Search):
 @dataclass
 class Fixed(Search):
     n: Optional[int] = None
+    stop_at_fit: bool = True   # false: train the whole fixed length past the first fit (pastfit.py)
+    curve_every: int = 1       # epochs between the curve's evaluations (curve.jsonl)
 
     def check(self) -> None:
         super().check()
         at_least(self, 1, "n")
+        need(isinstance(self.curve_every, int) and not isinstance(self.curve_every, bool) and self.curve_every >= 1,
+             "curve_every", self.curve_every, "must be an integer >= 1 (epochs between curve evaluations)")
+        one_of(self, "stop_at_fit", (True, False))
 
 
 # ------------------------------------------------------------------ logger

@@ -1,7 +1,9 @@
 """Labelings: pure transforms of the training pool, seeded, identical across attempts.
 
-The test split is never touched: it keeps true inputs and true labels, so the
-generalisation gap (train minus test accuracy) keeps its meaning.
+The test split keeps true inputs and true labels, so the generalisation gap (train minus test
+accuracy) keeps its meaning. One exception: `permuted_inputs` applies its one fixed permutation to
+the test split too (Zhang et al. 2017 permute the test images the same way: the task is still
+learnable, only its spatial structure is gone).
 """
 from __future__ import annotations
 
@@ -83,12 +85,13 @@ def random_inputs(bundle: DataBundle, g: torch.Generator, stats: str = "position
 @LABELINGS.register("permuted_inputs")
 def permuted_inputs(bundle: DataBundle, g: torch.Generator) -> DataBundle:
     """One fixed random permutation of the pixel (or feature) positions, the same for every sample
-    (Zhang et al.'s 'shuffled pixels'); labels kept."""
-    x = bundle.x_train
+    of the training pool and of the test split (Zhang et al.'s 'shuffled pixels'); labels kept."""
+    x, xt = bundle.x_train, bundle.x_test
     n, ch, p = _positions(x)
     perm = torch.randperm(p, generator=g).to(x.device)
     new_x = x.reshape(n, ch, p)[:, :, perm].reshape(x.shape)
-    return bundle.replace(x_train=new_x, meta=dict(bundle.meta, permutation=perm.cpu()))
+    new_xt = xt.reshape(xt.shape[0], ch, p)[:, :, perm.to(xt.device)].reshape(xt.shape) if xt.shape[0] else xt
+    return bundle.replace(x_train=new_x, x_test=new_xt, meta=dict(bundle.meta, permutation=perm.cpu()))
 
 
 @LABELINGS.register("shuffled_pixels")
