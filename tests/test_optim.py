@@ -150,6 +150,21 @@ def test_weight_decay_coupled_for_adam_decoupled_for_adamw():
     assert torch.allclose(outs[0], torch.full((3,), 1 - 0.1), atol=1e-4)  # Adam: normalised L2 gradient
 
 
+def test_shampoo_on_non_finite_statistics_is_a_divergence_not_a_crash():
+    """pytorch-optimizer's Shampoo raises LinAlgError (SVD of non-finite statistics) once gradients go
+    non-finite (seen on ViTs without momentum): the attempt ends `diverged`, the job goes on."""
+    proc = build_procedure(conf("optimizer", "shampoo", momentum=0.0), conf("regularizer", "none"))
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("inf")
+    x, y = data()
+    stepper = proc.stepper(model, 10)
+    loss, _ = stepper.step(x, y)
+    assert torch.isnan(loss)
+    res = train_to_minimum(model, x, y, recipe(proc), g=torch.Generator().manual_seed(0))
+    assert res.status == "diverged" and res.stop_reason == "diverged"
+
+
 def test_scalable_shampoo_variant():
     from pytorch_optimizer import ScalableShampoo, Shampoo
 

@@ -24,6 +24,9 @@ from conftest import ROOT, compose, read_jsonl, run_cli
 FAST = ["dataset.num_samples=1200", "train.epochs=5", "train.min_steps=0", "train.max_extensions=0",
         "search.start=16", "scaling.params=300", "convergence.hessian=false"]
 # longer attempts (a process is caught mid-search, then frozen with SIGSTOP while it holds its lock)
+# sweeps whose jobs run in this process (Hydra's basic launcher): the test freezes, kills and reads them
+# through the process it started; -m's default (local) runs each job in a process of its own
+BASIC = ["hydra/launcher=basic"]
 MID = ["dataset.num_samples=1200", "train.epochs=30", "train.min_steps=300", "train.max_extensions=0",
        "search.start=16", "scaling.params=300", "convergence.hessian=false"]
 
@@ -221,13 +224,13 @@ def test_one_writer_per_dir_kill9_and_resume(tmp_path):
     and emc.json's seconds cover both segments."""
     sweep = tmp_path / "sweep"
     job = sweep / "0"
-    a = _start(["-m", *MID, f"hydra.sweep.dir={sweep}"], tmp_path)
+    a = _start(["-m", *BASIC, *MID, f"hydra.sweep.dir={sweep}"], tmp_path)
     try:
         _wait_for(lambda: _lines(job / "fits.jsonl") >= 1 or a.poll() is not None)
         a.send_signal(signal.SIGSTOP)  # frozen mid-search, lock held
         assert a.poll() is None, a.communicate()[1][-3000:]
         before = _snapshot(sweep)
-        b = run_cli(["-m", *MID, "seed=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+        b = run_cli(["-m", *BASIC, *MID, "seed=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
         _one_error_line(b, "hydra.sweep.dir", "in use")
         c = run_cli([*MID, f"hydra.run.dir={job}"], cwd=tmp_path)
         _one_error_line(c, "hydra.run.dir", "in use", f"pid {a.pid}")
@@ -240,12 +243,12 @@ def test_one_writer_per_dir_kill9_and_resume(tmp_path):
     with open(job / "fits.jsonl", "a") as f:  # wrong shape, wrong type, then a record cut by a kill
         f.write("[1, 2, 3]\n" + '{"n": "abc", "attempt": 0}\n' + '{"n": 5, "attem')
     yaml_before = ((sweep / "multirun.yaml").read_bytes(), (sweep / "multirun.yaml").stat().st_mtime_ns)
-    r = run_cli(["-m", *MID, "seed=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    r = run_cli(["-m", *BASIC, *MID, "seed=5", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     _one_error_line(r, "different configuration")  # resuming needs the same config ...
     # ... and the refused sweep leaves the sweep's multirun.yaml as it was
     assert ((sweep / "multirun.yaml").read_bytes(), (sweep / "multirun.yaml").stat().st_mtime_ns) == yaml_before
     # ... and with it the job resumes: the killed process left no lock behind
-    r = run_cli(["-m", *MID, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
+    r = run_cli(["-m", *BASIC, *MID, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     warn = [l for l in r.stderr.splitlines() if "not replayed" in l]
@@ -277,6 +280,37 @@ def test_ctrl_c_is_one_line_with_the_resume_command(tmp_path):
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("flexnet: interrupted: "), err
     assert "finished attempt(s)" in lines[0] and f"hydra.run.dir={d}" in lines[0]
+
+
+@pytest.mark.slow  # ~25 s here
+def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_and_prints_the_resume_command(tmp_path):
+    """-m's default launcher (local) runs each job in a process of its own: Ctrl-C on the sweep stops
+    them (none is left running) and prints one line with the command that resumes the sweep."""
+    sweep = tmp_path / "sweep"
+    long = [o for o in MID if not o.startswith(("train.min_steps=", "scaling.params="))]
+    long += ["train.min_steps=1000000", "scaling.params=300,400"]
+    p = _start(["-m", *long, f"hydra.sweep.dir={sweep}"], tmp_path)
+    try:
+        _wait_for(lambda: _lines(sweep / "0" / "fits.jsonl") >= 1 or p.poll() is not None, timeout=120)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, err[-3000:]
+    line = [l for l in err.splitlines() if l.startswith("flexnet: interrupted: ")]
+    assert len(line) == 1 and "0 of 2 jobs finished" in line[0], err[-3000:]
+    assert line[0].endswith(f"hydra.sweep.dir={sweep}") and "scaling.params=300,400" in line[0]
+    time.sleep(1)
+    left = []
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(sweep).encode() in cmd.read_bytes():
+                left.append(cmd.parent.name)
+        except OSError:
+            pass
+    assert not left, f"processes of the sweep still running: {left}"
+    assert _lines(sweep / "0" / "fits.jsonl") >= 1  # finished attempts stay journalled
 
 
 # ------------------------------------------------------------------ the journal, record by record

@@ -69,12 +69,25 @@ def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
             f"resume with: {cmd}")
 
 
+def restore_sigint() -> None:
+    """A job of the local launcher inherits SIGINT ignored from submitit's controller (which must not
+    print its own traceback on Ctrl-C); the launcher sets FLEXNET_SIGINT=1 when Ctrl-C should reach
+    the jobs, and the job then stops on it like a single run (journal, one line, exit 130)."""
+    import signal
+    import threading
+
+    if (os.environ.get("FLEXNET_SIGINT") == "1" and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from . import outdir as od
 
+    restore_sigint()
     hc = HydraConfig.get()
     outdir = Path(hc.runtime.output_dir)
     multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"

@@ -847,7 +847,15 @@ def _subplots(width: float = 7.0, height: float = 4.5):
 def _title(ax, rep: Report, what: str) -> None:
     """What the figure shows, and below it the settings every job shares (dataset, labels, arch, optimizer)."""
     fixed = fixed_settings(rep.collection.jobs)
-    ax.set_title(what + (f"\n{fixed}" if fixed else ""), fontsize=9)
+    # packed into lines that fit the figure (a narrow figure cut the settings off at its edge)
+    room = max(30, int(ax.figure.get_size_inches()[0] * 13))
+    lines: list[str] = []
+    for part in fixed.split(", ") if fixed else []:
+        if lines and len(lines[-1]) + 2 + len(part) <= room:
+            lines[-1] += ", " + part
+        else:
+            lines.append(part)
+    ax.set_title("\n".join([what, *lines]), fontsize=9)
 
 
 def _legend(fig, ax) -> None:

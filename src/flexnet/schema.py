@@ -422,6 +422,15 @@ class ScalingEfficientNet(Scaling):
 
 
 @dataclass
+class ScalingSovit(Scaling):
+    min_mlp_ratio: float = 1.0
+
+    def check(self) -> None:
+        super().check()
+        at_least(self, 0, "min_mlp_ratio")
+
+
+@dataclass
 class ScalingNone(Schema):
     name: str = "none"
     params: Optional[float] = None
@@ -641,7 +650,7 @@ SCHEMAS: dict[Group, dict[str, type]] = {
     "arch": {"mlp": Mlp, "cnn": Cnn, "resnet": Resnet, "efficientnet": EfficientNet, "vit": Vit,
              "alexnet_small": AlexNetSmall, "inception_small": InceptionSmall,
              "zhang_construction": ZhangConstruction, "kernel_minnorm": KernelMinNorm},
-    "scaling": {"width": Scaling, "depth": Scaling, "resnet_rs": Scaling, "svit": Scaling, "sovit": Scaling,
+    "scaling": {"width": Scaling, "depth": Scaling, "resnet_rs": Scaling, "svit": Scaling, "sovit": ScalingSovit,
                 "efficientnet": ScalingEfficientNet, "none": ScalingNone},
     "optimizer": {"sgd": Sgd, "gd": Sgd, "adam": Adam, "adamw": Adam, "shampoo": Shampoo},
     "regularizer": {"none": NameOnly, "weight_decay": WeightDecay, "label_smoothing": LabelSmoothing,

@@ -35,7 +35,7 @@ for _law in ("width", "depth"):
     SCALINGS.add(_law, solving_law(_law))
 
 
-for _law in ("resnet_rs", "svit", "sovit"):
+for _law in ("resnet_rs", "svit"):
     SCALINGS.add(_law, solving_law(_law))
 
 
@@ -47,3 +47,14 @@ def efficientnet_law(arch: str, knobs: dict, input_shape, num_classes: int, para
     on, input resolution 1.15^phi (off by default: the dataset fixes the input size)."""
     knobs = {**knobs, "_resolution_scaling": bool(resolution)}
     return solve_scale(arch, "efficientnet", knobs, input_shape, num_classes, params, max_params, tolerance)
+
+
+@SCALINGS.register("sovit")
+def sovit_law(arch: str, knobs: dict, input_shape, num_classes: int, params: float = 2000,
+              max_params: float = 2e9, tolerance: float = 0.1, min_mlp_ratio: float = 0.0,
+              **_: object) -> ModelPlan:
+    """SoViT (Alabdulmohsin et al. 2023): width c^0.22, depth c^0.45, MLP c^0.6 from SoViT-400m/14,
+    the MLP kept at least `min_mlp_ratio` x the width (conf/scaling/sovit.yaml: 1.0; 0: the law
+    as published, whose MLP is 1 unit wide at CPU sizes)."""
+    knobs = {**knobs, "_min_mlp_ratio": float(min_mlp_ratio)}
+    return solve_scale(arch, "sovit", knobs, input_shape, num_classes, params, max_params, tolerance)

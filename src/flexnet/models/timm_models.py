@@ -255,13 +255,21 @@ SOVIT_BELOW = 40  # octaves of compute below the anchor that s can reach
 
 def _sovit(k: dict, s: float) -> dict:
     """c = compute relative to SoViT-400m = 2**(log2(s) - SOVIT_BELOW); width ~ c^0.22,
-    depth ~ c^0.45, MLP ~ c^0.6; heads keep the anchor's head dim (72), 1..16 heads."""
+    depth ~ c^0.45, MLP ~ c^0.6; heads keep the anchor's head dim (72), 1..16 heads.
+
+    The MLP shrinks fastest: below about 3% of the anchor's compute (10M parameters) the law
+    makes it narrower than the embedding, and at CPU sizes 1 unit wide. `_min_mlp_ratio` (the
+    law's `min_mlp_ratio`, 1.0 by default) keeps it at least that multiple of the width; 0 is the
+    law as published, all the way down."""
+    k = dict(k)
+    ratio = float(k.pop("_min_mlp_ratio", 0.0))
     c = 2.0 ** (math.log2(max(s, 1.0)) - SOVIT_BELOW)
     width = SOVIT_ANCHOR["embed_dim"] * c ** SOVIT_EXP["embed_dim"]
     heads, width = _heads_for(width, SOVIT_ANCHOR["embed_dim"] / SOVIT_ANCHOR["num_heads"], 16)
+    mlp = max(SOVIT_ANCHOR["mlp_dim"] * c ** SOVIT_EXP["mlp_dim"], ratio * width)
     return {**k, "embed_dim": width, "num_heads": heads,
             "depth": max(1, int(round(SOVIT_ANCHOR["depth"] * c ** SOVIT_EXP["depth"]))),
-            "mlp_dim": max(1, int(round(SOVIT_ANCHOR["mlp_dim"] * c ** SOVIT_EXP["mlp_dim"])))}
+            "mlp_dim": max(1, int(round(mlp)))}
 
 
 ARCHS.add("vit", ArchSpec(

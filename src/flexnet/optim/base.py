@@ -60,7 +60,12 @@ class Stepper:
         loss, logits = self.loss(x, y)
         loss.backward()
         self.grad_evals += 1
-        self.optimizer.step()
+        try:
+            self.optimizer.step()
+        except torch.linalg.LinAlgError:
+            # e.g. Shampoo's inverse roots of statistics that went non-finite: the run diverged; a NaN
+            # loss makes the training loop say so (stop reason `diverged`) instead of ending the job
+            return torch.full_like(loss.detach(), float("nan")), logits.detach()
         self.scheduler.step()
         self.procedure.after_step(self.model)
         return loss.detach(), logits.detach()

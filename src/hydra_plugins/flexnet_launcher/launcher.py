@@ -61,6 +61,32 @@ def ignore_late_preemption_signal() -> None:
     signal.signal(sig, signal.SIG_IGN)
 
 
+def _descendants(pid: int) -> List[int]:
+    """The processes below pid, children first (Linux /proc; empty elsewhere)."""
+    children: dict = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out: List[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _signal(pids: List[int], sig: int) -> None:
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+
+
 class _FlexnetLauncher(BaseSubmititLauncher):
     _OWN_KEYS: tuple = ("poll_s",)
 
@@ -252,14 +278,62 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
     _OWN_KEYS = ("poll_s", "max_parallel", "threads_per_job")
 
     def _cap(self) -> int:
+        """max_parallel, or the usable CPU cores // threads_per_job; one job at a time when the jobs
+        will train on a GPU (device auto or cuda, and torch sees one): each would take the whole GPU."""
         cap = self.own.get("max_parallel")
         if cap:
             return max(1, int(cap))
+        device = str(OmegaConf.select(self.config, "device", default="auto")) if self.config is not None else "auto"
+        if device == "auto" or device.startswith("cuda"):
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    return 1
+            except Exception:  # no usable torch here: the jobs will say so
+                pass
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:
             cores = os.cpu_count() or 1
         return max(1, cores // max(1, int(self.own.get("threads_per_job") or 1)))
+
+    def _submit_ignoring_sigint(self, executor: Any, spec: tuple) -> Any:
+        """executor.submit with SIGINT ignored meanwhile: the controller process it starts inherits that."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return executor.submit(self, *spec)
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return executor.submit(self, *spec)
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+    def _interrupted(self, sweep_dir: Path, jobs: List[Any], specs: List[tuple], counts: dict) -> None:
+        """Ctrl-C: stop the running jobs (their finished attempts are journalled), print one line with
+        the command that resumes the sweep, exit 130."""
+        import sys
+
+        import signal
+
+        live = [j for j in jobs if j is not None and not j.done()]
+        controllers = [p.pid for p in (getattr(j, "_process", None) for j in live) if p is not None]
+        # SIGINT to the jobs themselves (below submitit's controllers, which ignore it): each stops like
+        # a single run on Ctrl-C, its finished attempts journalled, and its controller then exits
+        _signal([t for c in controllers for t in _descendants(c)], signal.SIGINT)
+        deadline = time.monotonic() + 15.0
+        while any(not j.done() for j in live) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for c in controllers:  # still running (e.g. SIGINT ignored): kill
+            _signal([*reversed(_descendants(c)), c], signal.SIGKILL)
+        task = [] if self.config is None else [str(o) for o in self.config.hydra.overrides.task]
+        task = [o for o in task if not o.startswith("hydra.sweep.dir=")]
+        cmd = " ".join(["python -m flexnet -m", *task, f"hydra.sweep.dir={sweep_dir}"])
+        print(f"flexnet: interrupted: {counts['done']} of {len(specs)} jobs finished (the others' finished "
+              f"attempts are journalled); resume with: {cmd}", file=sys.stderr, flush=True)
+        raise SystemExit(130)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         sweep_dir = self._prepare()
@@ -267,6 +341,12 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
         if threads:  # inherited by the job processes (submitit copies this environment)
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ[var] = str(int(threads))
+        import signal
+
+        # Ctrl-C reaches the whole process group: the jobs stop themselves (flexnet restores their
+        # SIGINT handler, FLEXNET_SIGINT), submitit's controllers ignore it (no traceback of theirs on
+        # the terminal) and this process stops the rest (_interrupted)
+        os.environ["FLEXNET_SIGINT"] = "1" if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else "0"
         executor = self._executor()
         specs = self._job_params(job_overrides, initial_job_idx)
         self._set_common(job_overrides)
@@ -278,21 +358,24 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
         todo = list(range(len(specs)))
         running: List[int] = []
         poll = float(self.own.get("poll_s", 0.5))
-        while todo or running:
-            while todo and len(running) < cap:
-                k = todo.pop(0)
-                jobs[k] = executor.submit(self, *specs[k])
-                log.info(f"\tstarted {self._label(specs[k][2], specs[k][0])} [{jobs[k].job_id}]")
-                running.append(k)
-            still = []
-            for k in running:
-                if jobs[k].done():
-                    results[k] = self._collect(jobs[k], specs[k], len(specs), counts)
-                else:
-                    still.append(k)
-            if len(still) == len(running):
-                time.sleep(poll)
-            running = still
+        try:
+            while todo or running:
+                while todo and len(running) < cap:
+                    k = todo.pop(0)
+                    jobs[k] = self._submit_ignoring_sigint(executor, specs[k])
+                    log.info(f"\tstarted {self._label(specs[k][2], specs[k][0])} [{jobs[k].job_id}]")
+                    running.append(k)
+                still = []
+                for k in running:
+                    if jobs[k].done():
+                        results[k] = self._collect(jobs[k], specs[k], len(specs), counts)
+                    else:
+                        still.append(k)
+                if len(still) == len(running):
+                    time.sleep(poll)
+                running = still
+        except KeyboardInterrupt:
+            self._interrupted(sweep_dir, jobs, specs, counts)
         self._write_jobs(sweep_dir, self._rows(specs, jobs))
         self._finish(sweep_dir, results, counts)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
