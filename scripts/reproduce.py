@@ -332,7 +332,7 @@ def main(argv: Optional[list] = None) -> int:
                 runs[n] = {"rc": None, "error": f"option file(s) missing: {', '.join(miss)}", "seconds": 0.0}
                 print(f"[reproduce] {n}: skipped, missing {miss}", flush=True)
                 continue
-            launcher = ([f"hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
+            launcher = (["hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
             runs[n] = run_preset(p, d, a.tiny, a.fresh, [*launcher, *a.overrides])
         if d.exists() and any(d.rglob("emc.json")):
             rep = run_report(d)

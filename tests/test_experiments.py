@@ -202,8 +202,8 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     assert row and any(v in row[0] for v in (verdicts.HOLDS, verdicts.FAILS, verdicts.INCONCL, verdicts.BUDGET))
     assert "`zhang_corruption`" in text and "## Rules" in text
     assert (tmp_path / "mr" / "zhang_corruption" / "report" / "emc.csv").exists()
-    verdicts = json.loads((tmp_path / "mr" / "verdicts.json").read_text())
-    assert [v["id"] for v in verdicts] == ["Z3"]
+    found = json.loads((tmp_path / "mr" / "verdicts.json").read_text())
+    assert [v["id"] for v in found] == ["Z3"]
     # --skip-run re-aggregates the same sweep without running anything
     r2 = subprocess.run([*cmd, "--skip-run"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r2.returncode == 0 and "[reproduce] zhang_corruption: -m" not in r2.stdout

@@ -105,11 +105,32 @@ def test_converged_of_a_job_reported_before_the_column_reads_its_journal(tmp_pat
     assert V.converged(_sweep(tmp_path, [row]), {**row, "bracket_failed": ""}) is False  # a lower bound
 
 
+def _dd(errs, thr, past_fit=True, se=0.01, jobs=5):
+    sizes = [{"target": p, "params": float(p), "test_error": e, "test_error_se": se,
+              "train_error": 0.0 if p >= (thr or 1e99) else 0.2, "jobs": jobs} for p, e in errs]
+    return {"double_descent": {"all": {"past_fit": past_fit, "tol": 0.01, "interpolation_threshold": thr,
+                                       "sizes": sizes}, "_emc_line": {}}}
+
+
 def test_rule_double_descent(tmp_path):
-    def rows(errs):
-        return [{"job": f"{p}-{s}", "params_target": str(p), "test_accuracy": str(1 - e + 0.01 * s)}
-                for p, e in errs for s in (0, 1)]
-    peak = rows([(100, 0.5), (200, 0.7), (400, 0.4)])
-    assert V.rule_double_descent(_sweep(tmp_path, peak))[0] == V.HOLDS
-    mono = rows([(100, 0.7), (200, 0.5), (400, 0.4)])
-    assert V.rule_double_descent(_sweep(tmp_path, mono))[0] == V.FAILS
+    def verdict(*a, **kw):
+        return V.rule_double_descent(_sweep(tmp_path, [], _dd(*a, **kw)))
+
+    curve = [(100, 0.5), (200, 0.6), (400, 0.75), (800, 0.6), (1600, 0.55)]
+    v, txt = verdict(curve, 400)
+    assert v == V.HOLDS and "peak at 400" in txt and "threshold (mean train error <= 0.01): 400" in txt
+    # the same peak, but the threshold is 8x away: the peak is not at the threshold
+    v, txt = verdict(curve + [(3200, 0.56), (6400, 0.56)], 3200)
+    assert v == V.FAILS and "away from the threshold" in txt
+    # monotone: no peak
+    assert verdict([(100, 0.7), (200, 0.6), (400, 0.55), (800, 0.5)], 400)[0] == V.FAILS
+    # a rise of 0.03 with SEs of 0.02 each is within 2 SE of the difference (0.057): no peak
+    v, txt = verdict([(100, 0.6), (200, 0.63), (400, 0.6)], 200, se=0.02)
+    assert v == V.FAILS and "no size's test error" in txt
+    # what makes it inconclusive
+    assert "early stopping" in verdict(curve, 400, past_fit=False)[1]
+    assert "no size interpolates" in verdict(curve, None)[1]
+    assert "edge of the sweep" in verdict(curve, 1600)[1]
+    assert "3 or more seeds" in verdict(curve, 400, jobs=2)[1]
+    assert verdict(curve, None)[0] == V.INCONCL
+    assert V.rule_double_descent(_sweep(tmp_path, [], {}))[0] == V.INCONCL

@@ -186,10 +186,14 @@ RULES_TEXT = """\
 * **Corruption**: Spearman correlation with the corruption level p of (i) optimizer steps to fit
   (jobs that never fitted rank last) and (ii) test error; **holds** if both rho > 0 with p < 0.05,
   **does not hold** if either rho < 0 with p < 0.05, otherwise **inconclusive**.
-* **Double descent**: mean test error (over seeds) against parameters; **holds** if some interior
-  size's error exceeds the minimum error at smaller sizes and at larger sizes by more than 2 SE of
-  that size; **does not hold** if the error never rises with size (non-increasing); otherwise
-  **inconclusive**.
+* **Double descent** (search=fixed jobs trained a fixed length past the fit): per size, mean test
+  error and its SE over seeds, from the report; the interpolation threshold is the smallest size
+  whose mean final train error is <= 1%. A size is a *peak* if its mean test error exceeds both the
+  lowest mean error at smaller sizes and the lowest at larger sizes by more than 2 SE of the
+  difference (sqrt(SE_a^2 + SE_b^2)). **holds** if the peak with the highest error lies within 2x
+  (in parameters) of the threshold; **does not hold** if there is no peak, or it lies further away;
+  **inconclusive** if the jobs stopped at the first fit, fewer than 3 sizes or 3 seeds per size,
+  no size interpolates, or the threshold is the smallest or largest size swept.
 * **Budget** (every finding that rests on EMCs: P1-P6): a finding **holds** or **does not hold**
   only if at least 90% of the EMCs it rests on are *converged* (emc.json: every attempt at the
   failed size ended at a verified minimum, diverged or degenerate; none at the cap). Otherwise it
@@ -367,27 +371,56 @@ def rule_corruption(sw: Sweep) -> tuple:
     return INCONCL, txt
 
 
+PEAK_NEAR = 2.0  # D1: the peak must lie within this factor (in parameters) of the interpolation threshold
+
+
+def _dd_groups(sw: Sweep) -> dict:
+    return {k: v for k, v in (sw.report.get("double_descent") or {}).items() if not k.startswith("_")}
+
+
 def rule_double_descent(sw: Sweep) -> tuple:
-    sizes: dict = {}
-    for r in sw.rows:
-        p, te = _f(r.get("params_target")), _f(r.get("test_accuracy"))
-        if p is not None and te is not None:
-            sizes.setdefault(p, []).append(1.0 - te)
-    xs = sorted(sizes)
-    stats = [mean_se(sizes[x]) for x in xs]
-    txt = "test error: " + ", ".join(f"{x:g}: {m:.3f}±{se:.3f}" if math.isfinite(se) else f"{x:g}: {m:.3f}"
-                                      for x, (m, se, _) in zip(xs, stats))
-    if len(xs) < 3:
-        return INCONCL, txt + " (need 3 or more sizes)"
-    for i in range(1, len(xs) - 1):
-        m, se, n = stats[i]
-        se = se if math.isfinite(se) else 0.0
-        if n >= 2 and m - min(s[0] for s in stats[:i]) > 2 * se and m - min(s[0] for s in stats[i + 1:]) > 2 * se \
-                and se > 0:
-            return HOLDS, txt + f"; peak at {xs[i]:g} parameters"
-    if all(stats[i + 1][0] <= stats[i][0] for i in range(len(xs) - 1)):
-        return FAILS, txt + " (non-increasing: no peak)"
-    return INCONCL, txt
+    """D1 from the report's double_descent block (report.json: per size mean/SE test and train error
+    over seeds, the interpolation threshold, whether the jobs trained past the fit)."""
+    groups = _dd_groups(sw)
+    if len(groups) != 1:
+        return INCONCL, f"{len(groups)} double-descent series in the report: need exactly one"
+    (name, d), = groups.items()
+    sizes = [s for s in d.get("sizes") or [] if _f(s.get("test_error")) is not None]
+    txt = "test error (mean ± SE over seeds; train error): " + ", ".join(
+        f"{s['params']:.0f}: {s['test_error']:.3f}±{s['test_error_se']:.3f} ({s['train_error']:.3f})"
+        if _f(s.get("test_error_se")) is not None else f"{s['params']:.0f}: {s['test_error']:.3f}"
+        for s in sizes)
+    thr = _f(d.get("interpolation_threshold"))
+    txt += f"; interpolation threshold (mean train error <= {d.get('tol', 0.01):g}): " + \
+        (f"{thr:.0f} parameters" if thr else "none")
+    if not d.get("past_fit"):
+        return INCONCL, txt + " (trained only to the first fit: early stopping suppresses the peak)"
+    if len(sizes) < 3 or min(int(s.get("jobs", 0)) for s in sizes) < 3:
+        return INCONCL, txt + " (need 3 or more sizes with 3 or more seeds each)"
+    if thr is None:
+        return INCONCL, txt + " (no size interpolates: the budget did not reach the threshold)"
+    if thr <= sizes[0]["params"] or thr >= sizes[-1]["params"]:
+        return INCONCL, txt + " (the threshold is at the edge of the sweep: no size on one side of it)"
+
+    def above(i: int, j: int) -> bool:  # size i's error above size j's by more than 2 SE of the difference
+        a, b = sizes[i], sizes[j]
+        se = math.hypot(_f(a.get("test_error_se")) or 0.0, _f(b.get("test_error_se")) or 0.0)
+        return a["test_error"] - b["test_error"] > 2 * se
+
+    peaks = []
+    for i in range(1, len(sizes) - 1):
+        lo = min(range(i), key=lambda j: sizes[j]["test_error"])
+        hi = min(range(i + 1, len(sizes)), key=lambda j: sizes[j]["test_error"])
+        if above(i, lo) and above(i, hi):
+            peaks.append(i)
+    if peaks:
+        top = max(peaks, key=lambda i: sizes[i]["test_error"])
+        p, where = sizes[top]["params"], f"; peak at {sizes[top]['params']:.0f} parameters " \
+                                         f"(test error {sizes[top]['test_error']:.3f}), "
+        if thr / PEAK_NEAR <= p <= thr * PEAK_NEAR:
+            return HOLDS, txt + where + f"within {PEAK_NEAR:g}x of the threshold"
+        return FAILS, txt + where + f"more than {PEAK_NEAR:g}x away from the threshold"
+    return FAILS, txt + "; no size's test error exceeds both the best smaller and the best larger size by 2 SE"
 
 
 @dataclass
