@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .report import ROW_FIELDS
+from .analysis.tables import ROW_FIELDS
 
 # ------------------------------------------------------------------ reading a report
 
