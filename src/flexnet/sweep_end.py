@@ -150,12 +150,12 @@ def write_report(sweep_dir: Path, bootstrap: int = 2000) -> Optional[Path]:
         import logging
         import warnings
 
-        from .analysis.build import build_report, write_report
+        from .analysis import build
 
         logging.getLogger("matplotlib").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rep = write_report(build_report([sweep_dir], n_boot=bootstrap))
+            rep = build.write_report(build.build_report([sweep_dir], n_boot=bootstrap))
     except Exception as e:
         print(f"flexnet: report not written ({type(e).__name__}: {e}); python -m flexnet.report {sweep_dir}",
               file=sys.stderr, flush=True)
