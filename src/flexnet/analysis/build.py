@@ -14,7 +14,7 @@ from .collect import REPORT_DIR, Collection, Job, collect, read_curve
 from .double_descent import INTERPOLATION_TOL, double_descent_summary, emc_line
 from .figures import draw_figures
 from .labels import group_label, series_keys, short_label, varying_keys
-from .stats import by_size, fit_power_law, generalization_pairs, mean_log_emc, mean_se
+from .stats import CAP_KEY, by_size, cap_series, fit_power_law, generalization_pairs, mean_log_emc, mean_se
 from .tables import write_markdown, write_tables
 
 
@@ -32,6 +32,7 @@ class Report:
     files: list[Path] = field(default_factory=list)  # every file written, figures included
     figure_text: dict = field(default_factory=dict)   # figure name -> its title, legend entries, x tick labels
     double_descent: dict = field(default_factory=dict)  # group -> threshold, peak, EMC line (search=fixed jobs)
+    cap: Optional[dict] = None  # CAP_KEY swept: series -> EMC against the cap (cap_series)
 
 
 def _row(job: Job, swept: list[str], root: Path) -> dict:
@@ -149,6 +150,8 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
     gen = generalization_pairs([j for j in jobs if j.search != "fixed"], by)
     rep = Report(out, col, by, swept, rows, groups, gen, [], notes)
     rep.double_descent = _double_descent(groups, interpolation_tol, emc_dirs, emc_params, notes)
+    if CAP_KEY in swept:
+        rep.cap = cap_series(jobs, swept)
     return rep
 
 

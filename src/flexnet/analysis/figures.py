@@ -13,7 +13,7 @@ import numpy as np
 from . import plotting as P
 from .collect import relu_mlp
 from .figures_fixed import fig_corruption, fig_double_descent, fig_double_descent_epochs, fig_learning_curves
-from .stats import CAP_KEY, by_size, cap_series
+from .stats import by_size
 
 if TYPE_CHECKING:
     from .build import Report
@@ -29,7 +29,7 @@ def draw_figures(rep: Report) -> P.Figures:
     emc_groups = {n: g for n, g in rep.groups.items() if g["emc_jobs"]}
     if emc_groups:
         _fig_emc_vs_params(rep, emc_groups, colors, figs)
-        if CAP_KEY in rep.swept:
+        if rep.cap is not None:
             _fig_emc_vs_cap(rep, figs)
         _fig_log_emc(rep, emc_groups, colors, figs)
     if rep.generalization.get("points"):
@@ -84,7 +84,7 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: P.Figures)
 
 
 def _fig_emc_vs_cap(rep: Report, figs: P.Figures) -> None:
-    series = cap_series(rep.collection.jobs, rep.swept)
+    series = rep.cap
     colors = P.palette(series)
     fig, ax = P.subplots(9.0, 5.0)
     for name, pts in series.items():

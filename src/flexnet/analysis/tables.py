@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .stats import CAP_KEY, cap_series
+from .stats import CAP_KEY
 
 if TYPE_CHECKING:
     from .build import Report
@@ -124,9 +124,9 @@ def write_markdown(rep: Report) -> None:
         cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
                 "converged", "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
         parts.append("## Jobs\n\n" + _md_table(cols, [[_num(r.get(c)) for c in cols] for r in rep.rows]))
-    if CAP_KEY in rep.swept:
+    if rep.cap is not None:
         lines = []
-        for name, pts in cap_series(rep.collection.jobs, rep.swept).items():
+        for name, pts in rep.cap.items():
             lines += [[name, p["cap"], f"{p['emc']:.0f}", "yes" if p["converged"] else "no",
                        "" if p["change"] is None else f"{100 * p['change']:+.1f}%"] for p in pts]
         parts.append("## EMC against the cap\n\n" + _md_table(["series", CAP_KEY, "EMC", "converged",
