@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from conftest import compose, read_jsonl
-from flexnet import report as R
+from flexnet.analysis.cli import main as report_main
+from flexnet.analysis.double_descent import emc_crossing, epoch_curve
+from flexnet.analysis.figures_fixed import EPOCHS_FIGURE
 from flexnet.job import CURVE_FILE, load_data, run_job
 from test_data import CIFAR10_NAMES, make_cifar
-from test_report import _config, _result
+from test_report import _config, _result, make_report
 
 # ---------------------------------------------------------------- synthetic sweeps in the real layout
 
@@ -72,18 +74,18 @@ def emc_sweep(tmp_path) -> Path:
 
 def test_emc_crossing_interpolates_log_log_and_never_extrapolates():
     pts = [(500, 200), (1000, 300), (2000, 800)]
-    p = R.emc_crossing(pts, 400)
+    p = emc_crossing(pts, 400)
     t = (math.log(400) - math.log(300)) / (math.log(800) - math.log(300))
     assert p == pytest.approx(math.exp(math.log(1000) + t * math.log(2)))
-    assert R.emc_crossing(pts, 300) == 1000 and R.emc_crossing(pts, 800) == 2000
-    assert R.emc_crossing(pts, 100) is None and R.emc_crossing(pts, 5000) is None
-    assert R.emc_crossing([(10, 0), (20, 50)], 30) is None  # an EMC of 0 has no logarithm: left out
+    assert emc_crossing(pts, 300) == 1000 and emc_crossing(pts, 800) == 2000
+    assert emc_crossing(pts, 100) is None and emc_crossing(pts, 5000) is None
+    assert emc_crossing([(10, 0), (20, 50)], 30) is None  # an EMC of 0 has no logarithm: left out
 
 
 def test_threshold_peak_emc_line_and_epoch_curve(dd_sweep, emc_sweep, tmp_path):
-    rep = R.build_report([dd_sweep], out=tmp_path / "r", n_boot=50, emc_dirs=[emc_sweep])
+    rep = make_report([dd_sweep], out=tmp_path / "r", n_boot=50, emc_dirs=[emc_sweep])
     names = {p.name for p in rep.figures}
-    assert {"double_descent.png", R.EPOCHS_FIGURE} <= names
+    assert {"double_descent.png", EPOCHS_FIGURE} <= names
     (group, d), = [(k, v) for k, v in rep.double_descent.items() if not k.startswith("_")]
     assert d["past_fit"] and d["n"] == 400
     assert d["interpolation_threshold"] == 1999 and d["threshold_target"] == 2000  # mean train error 0.009 <= 0.01
@@ -92,17 +94,17 @@ def test_threshold_peak_emc_line_and_epoch_curve(dd_sweep, emc_sweep, tmp_path):
     assert by[1000]["test_error"] == pytest.approx(0.702) and by[1000]["test_error_se"] == pytest.approx(0.002 / math.sqrt(3))
     assert by[8000]["fitted"] == 3 and by[8000]["fitted_epoch"] == 20 and by[250]["fitted"] == 0
     line = rep.double_descent["_emc_line"]
-    assert line["n"] == 400 and line["params"] == pytest.approx(R.emc_crossing([(500, 200), (1000, 300), (2000, 800)], 400))
+    assert line["n"] == 400 and line["params"] == pytest.approx(emc_crossing([(500, 200), (1000, 300), (2000, 800)], 400))
     text = rep.figure_text["double_descent.png"]
     assert any("interpolation threshold: 1999 params" in e for e in text["legend"])
     assert any(e.startswith(f"EMC = n at {line['params']:.0f} params") for e in text["legend"])
     assert any("test error" in e for e in text["legend"]) and any("train error" in e for e in text["legend"])
-    epochs = rep.figure_text[R.EPOCHS_FIGURE]
+    epochs = rep.figure_text[EPOCHS_FIGURE]
     assert any("1999 params (at the interpolation threshold): test error" in e for e in epochs["legend"])
     assert any("first fit, mean epoch 80 (3/3 seeds)" in e for e in epochs["legend"])
     assert any("7999 params (largest)" in e for e in epochs["legend"])
     # the epoch-wise numbers: mean over the 3 seeds at each curve epoch
-    c = R.epoch_curve([j for j in rep.collection.jobs if j.target == 2000])
+    c = epoch_curve([j for j in rep.collection.jobs if j.target == 2000])
     assert [r["epoch"] for r in c] == [1, *range(10, 101, 10)]
     assert c[-1]["test_error"] == pytest.approx(0.66 + 0.1 * math.exp(-100 / 30) + 0.002) and c[-1]["jobs"] == 3
     summary = json.loads((rep.out / "report.json").read_text())["double_descent"]
@@ -113,25 +115,25 @@ def test_threshold_peak_emc_line_and_epoch_curve(dd_sweep, emc_sweep, tmp_path):
 
 
 def test_cli_options_and_no_threshold(dd_sweep, tmp_path, capsys):
-    assert R.main([str(dd_sweep), "--out", str(tmp_path / "a"), "--emc-params", "1500", "--bootstrap", "20",
+    assert report_main([str(dd_sweep), "--out", str(tmp_path / "a"), "--emc-params", "1500", "--bootstrap", "20",
                    "--interpolation-tol", "0.001"]) == 0
     out = capsys.readouterr().out
-    assert R.EPOCHS_FIGURE in out
+    assert EPOCHS_FIGURE in out
     d = json.loads((tmp_path / "a" / "report.json").read_text())["double_descent"]
     assert d["_emc_line"]["params"] == 1500 and d["_emc_line"]["source"] == "--emc-params"
     (g,) = [k for k in d if not k.startswith("_")]
     assert d[g]["interpolation_threshold"] == 7999  # 2000's mean train error 0.009 > 0.001
     # no size interpolates: no threshold, the epoch-wise figure shows the largest size
-    rep = R.build_report([dd_sweep], out=tmp_path / "b", n_boot=20, interpolation_tol=-1.0)
+    rep = make_report([dd_sweep], out=tmp_path / "b", n_boot=20, interpolation_tol=-1.0)
     (d2,) = [v for k, v in rep.double_descent.items() if not k.startswith("_")]
     assert d2["interpolation_threshold"] is None
     assert any("7999 params (largest size (no size reached the threshold))" in e
-               for e in rep.figure_text[R.EPOCHS_FIGURE]["legend"])
+               for e in rep.figure_text[EPOCHS_FIGURE]["legend"])
     # an EMC sweep that does not bracket n: a note, no line
     far = tmp_path / "far"
     (far / "0").mkdir(parents=True)
     (far / "0" / "emc.json").write_text(json.dumps(_result(_config("corrupt", 500, 0, p=0.2), 50, 500, 0.3)))
-    rep = R.build_report([dd_sweep], out=tmp_path / "c", n_boot=20, emc_dirs=[far])
+    rep = make_report([dd_sweep], out=tmp_path / "c", n_boot=20, emc_dirs=[far])
     assert rep.double_descent["_emc_line"]["params"] is None
     assert any("do not bracket n = 400" in n for n in rep.notes)
     assert not any(e.startswith("EMC = n") for e in rep.figure_text["double_descent.png"]["legend"])
@@ -146,9 +148,9 @@ def test_stop_at_fit_sweeps_draw_no_epoch_figure(tmp_path):
         (d / "emc.json").write_text(json.dumps(_result(_config("corrupt", target, 0, search="fixed", p=0.2), 400,
                                                        target, 0.4)))
         (d / CURVE_FILE).write_text(json.dumps(_dd_curve(2000, 0)[0]) + "\n")
-    rep = R.build_report([root], n_boot=20)
+    rep = make_report([root], n_boot=20)
     assert "double_descent.png" in {p.name for p in rep.figures}
-    assert R.EPOCHS_FIGURE not in {p.name for p in rep.figures}
+    assert EPOCHS_FIGURE not in {p.name for p in rep.figures}
 
 
 # ---------------------------------------------------------------- the presets, for real
@@ -172,8 +174,8 @@ def test_double_descent_preset_runs_past_the_fit_and_reports(tmp_path, emc_sweep
         assert [c["epoch"] for c in read_jsonl(sweep / str(i) / CURVE_FILE)] == [1, 100, 200, 300]
     big = json.loads((sweep / "1" / "emc.json").read_text())
     assert big["fitted_epoch"] is not None and big["fitted_epoch"] < 300  # 6000 parameters fit 64 samples early
-    rep = R.build_report([sweep], n_boot=20, emc_dirs=[emc_sweep])
-    assert {"double_descent.png", R.EPOCHS_FIGURE} <= {p.name for p in rep.figures}
+    rep = make_report([sweep], n_boot=20, emc_dirs=[emc_sweep])
+    assert {"double_descent.png", EPOCHS_FIGURE} <= {p.name for p in rep.figures}
 
 
 def test_cifar10_car_frog_horse_ship_from_generated_batches(tmp_path):
@@ -210,5 +212,5 @@ def test_double_descent_cifar_preset_runs_on_generated_batches(tmp_path):
         assert res["shape"]["variant"] == "lenet" and res["params"]["actual"] > 0
         curve = read_jsonl(sweep / str(i) / CURVE_FILE)
         assert [c["epoch"] for c in curve] == [1, 3, 6] and all(c["test_acc"] is not None for c in curve)
-    rep = R.build_report([sweep], n_boot=20)
-    assert {"double_descent.png", R.EPOCHS_FIGURE} <= {p.name for p in rep.figures}
+    rep = make_report([sweep], n_boot=20)
+    assert {"double_descent.png", EPOCHS_FIGURE} <= {p.name for p in rep.figures}

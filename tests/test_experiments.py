@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from conftest import CONF, ROOT, compose, run_cli
-from flexnet import verdicts
+from flexnet.analysis import verdicts
+from flexnet.analysis.reproduction import logged_runs
 
 spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
 reproduce = importlib.util.module_from_spec(spec)
@@ -187,7 +188,7 @@ def test_tiny_preset_part_runs(name, part, tmp_path):
                 node = node[k]
             assert str(node) == value, (key, node)
     assert f"hydra.sweep.dir={sweep / part}" in info["commands"][0]
-    assert reproduce.logged_runs(sweep)["commands"] == info["commands"]
+    assert logged_runs(sweep)["commands"] == info["commands"]
 
 
 @pytest.mark.slow
@@ -212,6 +213,6 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     # the sweep's own wall time and command come from its reproduce.log, not "(skipped)"
     row = [l for l in text2.splitlines() if l.startswith("| `zhang_corruption` |")][0]
     secs = float(row.split("|")[6].strip().rstrip(" s"))
-    logged = reproduce.logged_runs(tmp_path / "mr" / "zhang_corruption")
+    logged = logged_runs(tmp_path / "mr" / "zhang_corruption")
     assert logged["runs"] == 1 and logged["rc"] == 0 and abs(secs - logged["seconds"]) < 1
     assert "+experiment=zhang_corruption" in row

@@ -13,10 +13,22 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from flexnet import report as R
+import flexnet
+from flexnet.analysis.build import build_report, write_report
+from flexnet.analysis.cli import main as report_main
+from flexnet.analysis.collect import corruption_level
+from flexnet.analysis.figures import CAP_FIGURE, FIGURES
+from flexnet.analysis.labels import short_label
+from flexnet.analysis.stats import cap_series, fit_power_law, time_to_fit
+from flexnet.analysis.wandb_upload import upload_wandb
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
-SRC = str(Path(R.__file__).resolve().parents[1])
+SRC = str(Path(flexnet.__file__).resolve().parents[1])
+
+
+def make_report(dirs, **kw):
+    """The report computed and written (build_report, then write_report), as `python -m flexnet.report` does."""
+    return write_report(build_report(dirs, **kw))
 
 
 def _config(labeling: str, params: float, seed: int, search: str = "bisect", **lab) -> dict:
@@ -133,7 +145,7 @@ def _assert_png(p: Path) -> None:
 
 
 def test_csv_numbers_groups_and_listing(sweep):
-    rep = R.build_report([sweep], n_boot=300)
+    rep = make_report([sweep], n_boot=300)
     out = sweep / "report"
     assert rep.out == out
     rows = _read_csv(out / "emc.csv")
@@ -177,7 +189,7 @@ def test_csv_numbers_groups_and_listing(sweep):
 
 
 def test_generalization_correlation_matches_scipy(sweep):
-    rep = R.build_report([sweep], n_boot=100)
+    rep = make_report([sweep], n_boot=100)
     gx, gy = [], []
     for actual in SIZES.values():
         for seed in (0, 1):
@@ -194,28 +206,28 @@ def test_generalization_correlation_matches_scipy(sweep):
 
 def test_every_figure_is_a_valid_png(sweep, fixed_sweep, tmp_path):
     out = tmp_path / "both"
-    rep = R.build_report([sweep, fixed_sweep], out=out, n_boot=100)
+    rep = make_report([sweep, fixed_sweep], out=out, n_boot=100)
     names = sorted(p.name for p in rep.figures)
-    assert names == sorted(R.FIGURES)
+    assert names == sorted(FIGURES)
     for p in rep.figures:
         _assert_png(p)
     # the PNGs are linked from the markdown report
     md = (out / "emc.md").read_text()
-    for n in R.FIGURES:
+    for n in FIGURES:
         assert f"]({n})" in md
 
 
 def test_fixed_sweep_learning_curve_numbers(fixed_sweep):
-    rep = R.build_report([fixed_sweep], n_boot=50)
+    rep = make_report([fixed_sweep], n_boot=50)
     assert {p.name for p in rep.figures} == {"double_descent.png", "learning_curves.png", "time_to_fit.png",
                                              "corruption_test_error.png"}
     jobs = rep.collection.jobs
     assert all(j.curve and len(j.curve) == 40 for j in jobs)  # the cut last line is dropped
     j = next(j for j in jobs if j.target == 4000 and j.labeling == "corrupt" and j.config["labeling.p"] == 0.5
              and j.seed == 1)
-    assert R.corruption_level(j) == 0.5
-    assert R.time_to_fit(j.curve, 1.0) == (5 + 10 + 1) * 4
-    assert R.time_to_fit(_curve(400, 4, 40, None), 1.0) is None
+    assert corruption_level(j) == 0.5
+    assert time_to_fit(j.curve, 1.0) == (5 + 10 + 1) * 4
+    assert time_to_fit(_curve(400, 4, 40, None), 1.0) is None
     # double descent per-size mean over seeds: test error
     g = rep.groups["labeling=semantic"]
     s = next(s for s in g["sizes"] if s["target"] == 1000)
@@ -227,11 +239,11 @@ def test_fixed_sweep_learning_curve_numbers(fixed_sweep):
 
 def test_power_law_exact_and_degenerate():
     p = [100, 200, 400, 800]
-    pl = R.fit_power_law(p, [3 * x ** 0.7 for x in p], n_boot=200)
+    pl = fit_power_law(p, [3 * x ** 0.7 for x in p], n_boot=200)
     assert pl.b == pytest.approx(0.7) and pl.a == pytest.approx(3.0)
     assert pl.b_lo == pytest.approx(0.7) and pl.b_hi == pytest.approx(0.7)
-    assert R.fit_power_law([100, 100], [5, 6]) is None
-    assert R.fit_power_law([100, 200], [0, 0]) is None
+    assert fit_power_law([100, 100], [5, 6]) is None
+    assert fit_power_law([100, 200], [0, 0]) is None
 
 
 @pytest.mark.slow  # ~3 s here
@@ -259,8 +271,8 @@ def test_wandb_upload_offline(sweep, tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
-    rep = R.build_report([sweep], n_boot=50)
-    run_dir = R.upload_wandb(rep, [sweep])
+    rep = make_report([sweep], n_boot=50)
+    run_dir = upload_wandb(rep, [sweep])
     assert run_dir is not None and run_dir.name.startswith("offline-run-")
     recs = finished_records(next(run_dir.glob("run-*.wandb")))
     run = next(r.run for r in recs if r.WhichOneof("record_type") == "run")
@@ -317,16 +329,16 @@ def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
             assert sum(c["failed_size_stops"].values()) >= 1
             assert r["converged"] == all(k in ("verified_minimum", "diverged", "degenerate")
                                          for k in c["failed_size_stops"])
-    rep = R.build_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep", n_boot=50)
-    assert R.CAP_FIGURE in {p.name for p in rep.figures}
-    _assert_png(tmp_path / "rep" / R.CAP_FIGURE)
-    series = R.cap_series(rep.collection.jobs, rep.swept)
+    rep = make_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep", n_boot=50)
+    assert CAP_FIGURE in {p.name for p in rep.figures}
+    _assert_png(tmp_path / "rep" / CAP_FIGURE)
+    series = cap_series(rep.collection.jobs, rep.swept)
     assert sorted(series) == ["policy=converge", "policy=fixed"]  # short labels (train.policy)
     assert all([p["cap"] for p in pts] == [40, 160] for pts in series.values())
     md = (tmp_path / "rep" / "emc.md").read_text()
     assert "## EMC against the cap" in md and "converged EMCs" in md
     n_conv = sum(1 for r in results if r["converged"] is True)
-    only = R.build_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep2", n_boot=50,
+    only = make_report([tmp_path / "converge", tmp_path / "fixed"], out=tmp_path / "rep2", n_boot=50,
                           converged_only=True)
     assert len(only.rows) == n_conv and all(row["converged"] is True for row in only.rows)
 
@@ -362,7 +374,7 @@ def _arch_sweep(root: Path, archs=("mlp", "vit"), sizes=SIZES, seeds=(0, 1)) -> 
 def test_series_labels_are_short_and_only_the_keys_that_vary(tmp_path):
     """arch=mlp,vit x labeling: the vit knobs and the law follow arch.name, so they name no series;
     the figures call the series by the option values."""
-    rep = R.build_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
+    rep = make_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
     assert rep.by == ["arch.name", "labeling.name"]
     assert "arch.embed_dim" in rep.swept and "scaling.name" in rep.swept  # still columns of emc.csv
     assert set(rep.groups) == {f"arch={a}, labeling={lab}" for a in ("mlp", "vit")
@@ -376,22 +388,22 @@ def test_series_labels_are_short_and_only_the_keys_that_vary(tmp_path):
     assert set(rep.figure_text["log_emc.png"]["ticks"]) == labels
     # a key that varies on its own still names the series, by its last part
     job = rep.collection.jobs[0]
-    assert R.short_label(job, ["optimizer.lr", "arch.name"]) == "lr=0.1, " + job.config["arch.name"]
+    assert short_label(job, ["optimizer.lr", "arch.name"]) == "lr=0.1, " + job.config["arch.name"]
 
 
 def test_titles_name_the_fixed_settings(tmp_path, sweep):
-    rep = R.build_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
+    rep = make_report([_arch_sweep(tmp_path / "sw")], n_boot=50)
     title = rep.figure_text["emc_vs_params.png"]["title"]
     assert title.splitlines()[1] == "dataset mnist1d, optimizer sgd, lr 0.1"  # arch, labels, law vary
-    single = R.build_report([sweep], n_boot=50, out=tmp_path / "single")  # only the labeling varies
+    single = make_report([sweep], n_boot=50, out=tmp_path / "single")  # only the labeling varies
     for name, text in single.figure_text.items():
         assert text["title"].splitlines()[-1] == "dataset mnist1d, arch mlp, scaling width, optimizer sgd, lr 0.1", name
 
 
 def test_construction_line_only_for_relu_mlps(tmp_path):
-    both = R.build_report([_arch_sweep(tmp_path / "both")], n_boot=50)
+    both = make_report([_arch_sweep(tmp_path / "both")], n_boot=50)
     assert sum("2-layer ReLU" in e for e in both.figure_text["emc_vs_params.png"]["legend"]) == 1  # mnist1d: d = 40
-    vit = R.build_report([_arch_sweep(tmp_path / "vit", archs=("vit",))], n_boot=50)
+    vit = make_report([_arch_sweep(tmp_path / "vit", archs=("vit",))], n_boot=50)
     assert not any("2-layer ReLU" in e for e in vit.figure_text["emc_vs_params.png"]["legend"])
 
 
@@ -399,7 +411,7 @@ def test_no_interval_from_fewer_than_three_points(tmp_path):
     """Two sizes, two seeds: a power law but no bootstrap interval (figure, emc.md, groups.csv); no
     error bars from two seeds either."""
     two = {500: 520, 1000: 979}
-    rep = R.build_report([_arch_sweep(tmp_path / "sw", archs=("vit",), sizes=two)], n_boot=50)
+    rep = make_report([_arch_sweep(tmp_path / "sw", archs=("vit",), sizes=two)], n_boot=50)
     for g in rep.groups.values():
         pl = g["power_law"]
         assert pl is not None and math.isfinite(pl.b) and math.isnan(pl.b_lo) and math.isnan(pl.b_hi)
@@ -407,7 +419,7 @@ def test_no_interval_from_fewer_than_three_points(tmp_path):
     assert all(r["power_law_b_lo95"] == "" for r in _read_csv(rep.out / "groups.csv"))
     md = (rep.out / "emc.md").read_text()
     assert "·p^" in md and "[nan" not in md
-    three = R.build_report([_arch_sweep(tmp_path / "sw3", archs=("vit",))], n_boot=50)
+    three = make_report([_arch_sweep(tmp_path / "sw3", archs=("vit",))], n_boot=50)
     assert all(math.isfinite(g["power_law"].b_lo) for g in three.groups.values())
 
 
@@ -416,12 +428,12 @@ def test_figures_draw_without_warnings(sweep, fixed_sweep, tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # tight-layout, missing-legend, ... warnings fail the test
-        rep = R.build_report([sweep, fixed_sweep, _arch_sweep(tmp_path / "sw")], out=tmp_path / "r", n_boot=50)
-    assert sorted(p.name for p in rep.figures) == sorted(R.FIGURES)
+        rep = make_report([sweep, fixed_sweep, _arch_sweep(tmp_path / "sw")], out=tmp_path / "r", n_boot=50)
+    assert sorted(p.name for p in rep.figures) == sorted(FIGURES)
 
 
 def test_cli_lists_every_file_it_writes(sweep, capsys):
-    assert R.main([str(sweep), "--bootstrap", "50"]) == 0
+    assert report_main([str(sweep), "--bootstrap", "50"]) == 0
     out = capsys.readouterr().out
     listed = {Path(l.strip()).name for l in out.splitlines() if l.startswith("  ") and "/report/" in l}
     written = {p.name for p in (sweep / "report").iterdir()}

@@ -11,7 +11,7 @@ from conftest import TINY, compose
 from flexnet.emc import SEARCHES, Attempt
 from flexnet.errors import ConfigError
 from flexnet.job import run_job
-from flexnet.report import build_report
+from flexnet.analysis.build import build_report, write_report
 from flexnet.trials import run_trials
 
 # random labels, one size class that is clearly over capacity: searches that fail, retry and diverge
@@ -115,14 +115,14 @@ def test_more_trials_replay_the_journalled_ones_and_report_counts_each_trial(tmp
     again = run_job(compose(BASE + ["search.trials=3"]), out)
     assert again["replayed_attempts"] == first["total_fits"]
     assert [t["emc"] for t in again["trials"][:2]] == [t["emc"] for t in first["trials"]]
-    rep = build_report([tmp_path], out=tmp_path / "rep")
+    rep = write_report(build_report([tmp_path], out=tmp_path / "rep"))
     sizes = [s for g in rep.groups.values() for s in g["sizes"]]
     assert len(sizes) == 1 and sizes[0]["jobs"] == 3
     assert sizes[0]["emc"] == pytest.approx(again["emc_mean"])
     assert sizes[0]["emc_se"] == pytest.approx(again["emc_se"])
     # a job with another seed and no trials joins the same series: trials are seeds, not a group
     single = run_job(compose(BASE + ["seed=5"]), tmp_path / "single")
-    rep = build_report([tmp_path], out=tmp_path / "rep2")
+    rep = write_report(build_report([tmp_path], out=tmp_path / "rep2"))
     assert len(rep.groups) == 1
     sizes = [s for g in rep.groups.values() for s in g["sizes"]]
     assert len(sizes) == 1 and sizes[0]["jobs"] == 4

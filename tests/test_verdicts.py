@@ -1,15 +1,16 @@
-"""flexnet.verdicts: every rule of the reproduction on small synthetic sweeps (no training).
+"""flexnet.analysis.verdicts: every rule of the reproduction on small synthetic sweeps (no training).
 
 Rows are what `flexnet.report` writes to emc.csv (all values strings)."""
 from __future__ import annotations
 
 import json
 
-from flexnet import verdicts as V
+from flexnet.analysis import verdicts as V
+from flexnet.analysis.reported import Sweep, converged
 
 
 def _sweep(tmp_path, rows, report=None):
-    return V.Sweep("x", tmp_path, rows, report or {})
+    return Sweep("x", tmp_path, rows, report or {})
 
 
 def _row(opt, params, seed, emc, converged=True, failed=None, **kw):
@@ -99,10 +100,10 @@ def test_converged_of_a_job_reported_before_the_column_reads_its_journal(tmp_pat
     lines = [{"n": 100, "status": "fitted"}, {"n": 120, "status": "failed"}, {"n": 120, "status": "unverified"}]
     (job / "fits.jsonl").write_text("".join(json.dumps(a) + "\n" for a in lines))
     row = {"job": "0", "emc": "100", "bracket_failed": "120"}
-    assert V.converged(_sweep(tmp_path, [row]), row) is False   # an attempt at 120 ended at the budget
+    assert converged(_sweep(tmp_path, [row]), row) is False   # an attempt at 120 ended at the budget
     (job / "fits.jsonl").write_text("".join(json.dumps(a) + "\n" for a in lines[:2]))
-    assert V.converged(_sweep(tmp_path, [row]), row) is True
-    assert V.converged(_sweep(tmp_path, [row]), {**row, "bracket_failed": ""}) is False  # a lower bound
+    assert converged(_sweep(tmp_path, [row]), row) is True
+    assert converged(_sweep(tmp_path, [row]), {**row, "bracket_failed": ""}) is False  # a lower bound
 
 
 def _dd(errs, thr, past_fit=True, se=0.01, jobs=5):

@@ -54,7 +54,8 @@ def _converged(res: dict) -> str:
 
 def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str], str]:
     """(header, rows, notes, the settings every job shares) of the sweep's jobs, in job order."""
-    from .report import collect, fixed_settings, varying_keys
+    from .analysis.collect import collect
+    from .analysis.labels import fixed_settings, varying_keys
 
     col = collect([sweep_dir])
     jobs = sorted(col.jobs, key=lambda j: (_job_num(j.path, sweep_dir), j.trial or 0))
@@ -149,12 +150,12 @@ def write_report(sweep_dir: Path, bootstrap: int = 2000) -> Optional[Path]:
         import logging
         import warnings
 
-        from .report import build_report
+        from .analysis import build
 
         logging.getLogger("matplotlib").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rep = build_report([sweep_dir], n_boot=bootstrap)
+            rep = build.write_report(build.build_report([sweep_dir], n_boot=bootstrap))
     except Exception as e:
         print(f"flexnet: report not written ({type(e).__name__}: {e}); python -m flexnet.report {sweep_dir}",
               file=sys.stderr, flush=True)

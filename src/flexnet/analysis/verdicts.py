@@ -1,170 +1,24 @@
-"""Verdicts of the reproduction: each finding of the papers, the rule that decides it, and the
-readers of a reported sweep those rules need.
+"""Verdicts of the reproduction: each finding of the papers (FINDINGS) and the rule that decides it.
 
-A sweep is read from what `python -m flexnet.report <dir>` wrote (report/emc.csv, report.json) and
-from its jobs' own files (emc.json, fits.jsonl). Each rule returns (verdict, what was measured).
-The rules are fixed before the runs and never tuned to the numbers (RULES_TEXT states them;
-scripts/reproduce.py prints it into REPRODUCTION.md). Unit-tested on synthetic sweeps in
-tests/test_verdicts.py.
+Each rule reads a reported sweep (`reported.Sweep`) and returns (verdict, what was measured). The
+rules are fixed before the runs and never tuned to the numbers (RULES_TEXT states them;
+REPRODUCTION.md repeats it). Unit-tested on synthetic sweeps in tests/test_verdicts.py.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
-from .report import ROW_FIELDS
-
-# ------------------------------------------------------------------ reading a report
-
-@dataclass
-class Sweep:
-    name: str
-    dir: Path
-    rows: list
-    report: dict
-
-    @property
-    def report_dir(self) -> Path:
-        return self.dir / "report"
-
-    def figure(self, stem: str) -> Optional[str]:
-        f = self.report_dir / f"{stem}.png"
-        return str(f) if f.exists() else None
-
-
-def load_sweep(name: str, sweep_dir: Path) -> Optional[Sweep]:
-    rd = sweep_dir / "report"
-    if not (rd / "emc.csv").exists():
-        return None
-    with open(rd / "emc.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    rep = json.loads((rd / "report.json").read_text()) if (rd / "report.json").exists() else {}
-    return Sweep(name, sweep_dir, rows, rep)
-
-
-def _f(v) -> Optional[float]:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def mean_se(xs: list) -> tuple:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    if not xs:
-        return float("nan"), float("nan"), 0
-    m = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return m, float("nan"), 1
-    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
-    return m, math.sqrt(var / len(xs)), len(xs)
-
-
-def _key(row: dict, col: str):
-    """Column value of a config key in emc.csv (groups like 'arch' are stored as 'arch.name')."""
-    if col in row:
-        return row[col]
-    return row.get(f"{col}.name")
-
-
-def _match(row: dict, sel: dict) -> bool:
-    for k, v in sel.items():
-        val = _key(row, k)
-        if val is None:   # the key did not vary in this sweep: it cannot tell the groups apart
-            return False
-        if str(val) != str(v):
-            return False
-    return True
-
-
-def paired_log_ratio(sw: Sweep, a: dict, b: dict) -> dict:
-    """Pairs of EMC jobs that agree on every other swept key: log10(EMC_a / EMC_b) per pair."""
-    emc_rows = [r for r in sw.rows if r.get("search") != "fixed"]
-    swept = [k for k in (emc_rows[0].keys() if emc_rows else []) if k not in ("job", "group", *ROW_FIELDS)]
-    sel_keys = {k for k in [*a, *b]}
-    other = [k for k in swept if not any(k == s or k == f"{s}.name" or k.startswith(f"{s}.") for s in sel_keys)]
-
-    def key(r):
-        return tuple(r.get(k) for k in other)
-
-    A = {key(r): r for r in emc_rows if _match(r, a)}
-    B = {key(r): r for r in emc_rows if _match(r, b)}
-    diffs, lower, bound, jobs, res = [], 0, [0, 0], [], []
-    for k in sorted(set(A) & set(B), key=str):
-        ea, eb = _f(A[k]["emc"]), _f(B[k]["emc"])
-        if not ea or not eb:
-            continue
-        diffs.append(math.log10(ea / eb))
-        jobs += [A[k], B[k]]
-        res += [x for x in (resolution(A[k]), resolution(B[k])) if x is not None]
-        lower += (A[k].get("lower_bound") == "True") + (B[k].get("lower_bound") == "True")
-        bound[0] += budget_bound(sw, A[k])
-        bound[1] += budget_bound(sw, B[k])
-    m, se, n = mean_se(diffs)
-    return {"mean": m, "se": se, "pairs": n, "lower_bounds": lower, "diffs": diffs, "budget_bound": bound,
-            "jobs": jobs, "resolution": sum(res) / len(res) if res else 0.0}
-
-
-def budget_bound(sw: Sweep, r: dict) -> bool:
-    """Did an attempt at the job's failed size run out of budget before a verified minimum? Then the
-    size was not shown unfittable (a longer budget might fit it): the EMC is budget-bound."""
-    failed = _f(r.get("bracket_failed"))
-    if failed is None:
-        return False
-    try:
-        lines = (sw.dir / r["job"] / "fits.jsonl").read_text().splitlines()
-    except (OSError, KeyError):
-        return False
-    for line in lines:
-        if line.strip():
-            a = json.loads(line)
-            if a.get("n") == int(failed) and a.get("status") == "unverified":
-                return True
-    return False
-
-
-def converged(sw: Sweep, r: dict) -> bool:
-    """Is the job's EMC certified converged (emc.json "converged": every attempt at the failed size
-    ended with a verdict, none at the cap)? Read from the report's `converged` column; a job reported
-    before that column existed is converged when it has a failed size and no attempt there ended
-    unverified (its fits.jsonl). A lower bound (no failed size) is not converged."""
-    v = str(r.get("converged", "")).strip()
-    if v in ("True", "False"):
-        return v == "True"
-    return _f(r.get("bracket_failed")) is not None and not budget_bound(sw, r)
-
-
-def resolution(r: dict) -> Optional[float]:
-    """The search's resolution at this job, in log10 units: log10(failed size / EMC), the width of the
-    final bracket (the EMC lies somewhere in it)."""
-    e, failed = _f(r.get("emc")), _f(r.get("bracket_failed"))
-    if not e or not failed or failed <= e:
-        return None
-    return math.log10(failed / e)
-
-
-def _gate(verdict: str, txt: str, jobs: list, sw: Sweep) -> tuple:
-    """The budget rule: a finding holds or does not hold only when at least CONVERGED_SHARE of the
-    EMCs it rests on are converged; otherwise it is inconclusive (budget), whatever the sign."""
-    k = sum(converged(sw, r) for r in jobs)
-    txt += f"; converged EMCs {k}/{len(jobs)}"
-    if verdict in (HOLDS, FAILS) and (not jobs or k < CONVERGED_SHARE * len(jobs)):
-        return BUDGET, txt + f" (below {CONVERGED_SHARE:.0%}: would have been '{verdict}')"
-    return verdict, txt
-
-
-
-
-# ------------------------------------------------------------------ rules
+from .reported import (Sweep, as_float, budget_bound, column, converged, job_labeling, job_result, matches,
+                       resolution, steps_to_fit)
+from .stats import mean_se
+from .tables import ROW_FIELDS
 
 HOLDS, FAILS, INCONCL = "holds", "does not hold", "inconclusive at this scale"
 BUDGET = "inconclusive (budget)"
 CONVERGED_SHARE = 0.9  # the share of converged EMCs a finding needs before it can hold or fail
+PEAK_NEAR = 2.0  # D1: the peak must lie within this factor (in parameters) of the interpolation threshold
 
 RULES_TEXT = """\
 * **A fits more than B** (paired comparison): pair every EMC job of A with the job of B that agrees
@@ -205,6 +59,44 @@ RULES_TEXT = """\
 """
 
 
+def _gate(verdict: str, txt: str, jobs: list, sw: Sweep) -> tuple:
+    """The budget rule: a finding holds or does not hold only when at least CONVERGED_SHARE of the
+    EMCs it rests on are converged; otherwise it is inconclusive (budget), whatever the sign."""
+    k = sum(converged(sw, r) for r in jobs)
+    txt += f"; converged EMCs {k}/{len(jobs)}"
+    if verdict in (HOLDS, FAILS) and (not jobs or k < CONVERGED_SHARE * len(jobs)):
+        return BUDGET, txt + f" (below {CONVERGED_SHARE:.0%}: would have been '{verdict}')"
+    return verdict, txt
+
+
+def paired_log_ratio(sw: Sweep, a: dict, b: dict) -> dict:
+    """Pairs of EMC jobs that agree on every other swept key: log10(EMC_a / EMC_b) per pair."""
+    emc_rows = [r for r in sw.rows if r.get("search") != "fixed"]
+    swept = [k for k in (emc_rows[0].keys() if emc_rows else []) if k not in ("job", "group", *ROW_FIELDS)]
+    sel_keys = {k for k in [*a, *b]}
+    other = [k for k in swept if not any(k == s or k == f"{s}.name" or k.startswith(f"{s}.") for s in sel_keys)]
+
+    def key(r):
+        return tuple(r.get(k) for k in other)
+
+    A = {key(r): r for r in emc_rows if matches(r, a)}
+    B = {key(r): r for r in emc_rows if matches(r, b)}
+    diffs, lower, bound, jobs, res = [], 0, [0, 0], [], []
+    for k in sorted(set(A) & set(B), key=str):
+        ea, eb = as_float(A[k]["emc"]), as_float(B[k]["emc"])
+        if not ea or not eb:
+            continue
+        diffs.append(math.log10(ea / eb))
+        jobs += [A[k], B[k]]
+        res += [x for x in (resolution(A[k]), resolution(B[k])) if x is not None]
+        lower += (A[k].get("lower_bound") == "True") + (B[k].get("lower_bound") == "True")
+        bound[0] += budget_bound(sw, A[k])
+        bound[1] += budget_bound(sw, B[k])
+    (m, se), n = mean_se(diffs), len(diffs)
+    return {"mean": m, "se": se, "pairs": n, "lower_bounds": lower, "diffs": diffs, "budget_bound": bound,
+            "jobs": jobs, "resolution": sum(res) / len(res) if res else 0.0}
+
+
 def _ci(m, se) -> str:
     if not math.isfinite(m):
         return "n/a"
@@ -237,15 +129,15 @@ def _lbl(sel: dict) -> str:
 def rule_below_params(sw: Sweep, sel: dict) -> tuple:
     rs, lower, bound, jobs = [], 0, 0, []
     for r in sw.rows:
-        if r.get("search") == "fixed" or not _match(r, sel):
+        if r.get("search") == "fixed" or not matches(r, sel):
             continue
-        e, p = _f(r["emc"]), _f(r["params_actual"])
+        e, p = as_float(r["emc"]), as_float(r["params_actual"])
         if e and p:
             rs.append(math.log10(e / p))
             jobs.append(r)
             lower += r.get("lower_bound") == "True"
             bound += budget_bound(sw, r)
-    m, se, n = mean_se(rs)
+    (m, se), n = mean_se(rs), len(rs)
     txt = (f"mean log10(EMC / params) = {_ci(m, se)} over {n} job(s) ({_lbl(sel)}); EMC/params from "
            f"{min(10 ** x for x in rs):.2f} to {max(10 ** x for x in rs):.2f}" if rs else "no jobs")
     if lower:
@@ -280,20 +172,20 @@ def rule_generalization(sw: Sweep) -> tuple:
 
 
 def _fitted(r: dict) -> bool:
-    acc = _f(r.get("train_accuracy"))
+    acc = as_float(r.get("train_accuracy"))
     return acc is not None and acc >= 1.0 - 1e-9
 
 
 def rule_fits(sw: Sweep, labelings: list) -> tuple:
-    rows = [r for r in sw.rows if str(_key(r, "labeling")) in labelings]
-    if not rows and len({_key(r, "labeling") for r in sw.rows}) <= 1:
+    rows = [r for r in sw.rows if str(column(r, "labeling")) in labelings]
+    if not rows and len({column(r, "labeling") for r in sw.rows}) <= 1:
         # labeling did not vary (a single-labeling sweep): read it from the job's config
-        rows = [r for r in sw.rows if _job_labeling(sw, r) in labelings]
+        rows = [r for r in sw.rows if job_labeling(sw, r) in labelings]
     if not rows:
         return INCONCL, f"no jobs with labeling in {labelings}"
     fit = [r for r in rows if _fitted(r)]
-    te = [_f(r.get("test_accuracy")) for r in rows]
-    m, se, n = mean_se(te)
+    te = [as_float(r.get("test_accuracy")) for r in rows]
+    (m, se), n = mean_se(te), sum(x is not None for x in te)
     txt = (f"{len(fit)}/{len(rows)} job(s) reached 100% training accuracy ({', '.join(labelings)}); "
            f"test accuracy {m:.3f} ± {se if math.isfinite(se) else float('nan'):.3f} over {n} job(s)")
     if len(fit) == len(rows):
@@ -303,49 +195,18 @@ def rule_fits(sw: Sweep, labelings: list) -> tuple:
     return INCONCL, txt
 
 
-def _job_labeling(sw: Sweep, r: dict) -> Optional[str]:
-    try:
-        cfg = json.loads((sw.dir / r["job"] / "emc.json").read_text())["config"]
-        return cfg["labeling"]["name"]
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _job_json(sw: Sweep, r: dict) -> dict:
-    try:
-        return json.loads((sw.dir / r["job"] / "emc.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _steps_to_fit(sw: Sweep, r: dict) -> float:
-    """Optimizer steps of the fitted attempt (fits.jsonl); inf when the job never fitted."""
-    path = sw.dir / r["job"] / "fits.jsonl"
-    steps = math.inf
-    try:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            a = json.loads(line)
-            if a.get("status") == "fitted" and a.get("steps") is not None:
-                steps = min(steps, float(a["steps"]))
-    except (OSError, ValueError):
-        pass
-    return steps
-
-
 def rule_corruption(sw: Sweep) -> tuple:
     from scipy.stats import spearmanr
 
     pts = []
     for r in sw.rows:
-        j = _job_json(sw, r)
+        j = job_result(sw, r)
         lab = ((j.get("config") or {}).get("labeling") or {})
         level = {"semantic": 0.0, "random_labels": 1.0}.get(lab.get("name"), lab.get("p"))
-        te = _f(r.get("test_accuracy"))
+        te = as_float(r.get("test_accuracy"))
         if level is None or te is None:
             continue
-        pts.append((float(level), _steps_to_fit(sw, r), 1.0 - te))
+        pts.append((float(level), steps_to_fit(sw, r), 1.0 - te))
     levels = sorted({p[0] for p in pts})
     if len(levels) < 3:
         return INCONCL, f"{len(pts)} job(s) at {len(levels)} corruption level(s): need 3 or more"
@@ -371,9 +232,6 @@ def rule_corruption(sw: Sweep) -> tuple:
     return INCONCL, txt
 
 
-PEAK_NEAR = 2.0  # D1: the peak must lie within this factor (in parameters) of the interpolation threshold
-
-
 def _dd_groups(sw: Sweep) -> dict:
     return {k: v for k, v in (sw.report.get("double_descent") or {}).items() if not k.startswith("_")}
 
@@ -385,12 +243,12 @@ def rule_double_descent(sw: Sweep) -> tuple:
     if len(groups) != 1:
         return INCONCL, f"{len(groups)} double-descent series in the report: need exactly one"
     (name, d), = groups.items()
-    sizes = [s for s in d.get("sizes") or [] if _f(s.get("test_error")) is not None]
+    sizes = [s for s in d.get("sizes") or [] if as_float(s.get("test_error")) is not None]
     txt = "test error (mean ± SE over seeds; train error): " + ", ".join(
         f"{s['params']:.0f}: {s['test_error']:.3f}±{s['test_error_se']:.3f} ({s['train_error']:.3f})"
-        if _f(s.get("test_error_se")) is not None else f"{s['params']:.0f}: {s['test_error']:.3f}"
+        if as_float(s.get("test_error_se")) is not None else f"{s['params']:.0f}: {s['test_error']:.3f}"
         for s in sizes)
-    thr = _f(d.get("interpolation_threshold"))
+    thr = as_float(d.get("interpolation_threshold"))
     txt += f"; interpolation threshold (mean train error <= {d.get('tol', 0.01):g}): " + \
         (f"{thr:.0f} parameters" if thr else "none")
     if not d.get("past_fit"):
@@ -404,7 +262,7 @@ def rule_double_descent(sw: Sweep) -> tuple:
 
     def above(i: int, j: int) -> bool:  # size i's error above size j's by more than 2 SE of the difference
         a, b = sizes[i], sizes[j]
-        se = math.hypot(_f(a.get("test_error_se")) or 0.0, _f(b.get("test_error_se")) or 0.0)
+        se = math.hypot(as_float(a.get("test_error_se")) or 0.0, as_float(b.get("test_error_se")) or 0.0)
         return a["test_error"] - b["test_error"] > 2 * se
 
     peaks = []

@@ -1,0 +1,132 @@
+"""The report's figures: `draw_figures` draws every figure a computed report calls for and returns
+them (`Figures`: paths, their text, their notes); here the EMC figures (EMC against parameters, against
+the step cap, mean log EMC per group, the generalisation scatter); the search=fixed figures are in
+figures_fixed.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import plotting as P
+from .collect import relu_mlp
+from .figures_fixed import fig_corruption, fig_double_descent, fig_double_descent_epochs, fig_learning_curves
+from .stats import by_size
+
+if TYPE_CHECKING:
+    from .build import Report
+
+CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept, as in the emc_budget preset
+FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
+           "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
+
+
+def draw_figures(rep: Report) -> P.Figures:
+    figs = P.Figures()
+    colors = P.palette(rep.groups)
+    emc_groups = {n: g for n, g in rep.groups.items() if g["emc_jobs"]}
+    if emc_groups:
+        _fig_emc_vs_params(rep, emc_groups, colors, figs)
+        if rep.cap is not None:
+            _fig_emc_vs_cap(rep, figs)
+        _fig_log_emc(rep, emc_groups, colors, figs)
+    if rep.generalization.get("points"):
+        _fig_generalization(rep, figs)
+    fixed = {n: g for n, g in rep.groups.items() if any(j.search == "fixed" for j in g["jobs"])}
+    if fixed:
+        fig_double_descent(rep, fixed, colors, figs)
+        fig_double_descent_epochs(rep, fixed, colors, figs)
+        curve_jobs = [j for g in fixed.values() for j in g["jobs"] if j.search == "fixed" and j.curve]
+        if curve_jobs:
+            fig_learning_curves(rep, curve_jobs, colors, figs)
+            fig_corruption(rep, [j for g in fixed.values() for j in g["jobs"] if j.search == "fixed"], figs)
+    return figs
+
+
+def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> None:
+    fig, ax = P.subplots(9.0, 5.0)
+    xs_all, ys_all = [], []
+    for name, g in groups.items():
+        sizes = by_size(g["emc_jobs"])
+        pts = [s for s in sizes if s["emc"] > 0]
+        if not pts:
+            continue
+        x = np.array([s["params"] for s in pts])
+        y = np.array([s["emc"] for s in pts])
+        err = np.array([P.error_bar(s["emc_se"], s["jobs"]) for s in pts])
+        pl = g["power_law"]
+        ci = f" [{pl.b_lo:.2f}, {pl.b_hi:.2f}]" if pl and math.isfinite(pl.b_lo) else ""
+        label = g["label"] + (f"  (b={pl.b:.2f}{ci})" if pl else "")
+        ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3, label=label)
+        P.converged_markers(ax, x, y, [s["converged"] for s in pts], colors[name])
+        if pl:
+            xx = np.geomspace(x.min(), x.max(), 50)
+            ax.plot(xx, pl.a * xx ** pl.b, "--", color=colors[name], lw=1, alpha=0.7)
+        xs_all += list(x)
+        ys_all += list(y)
+    if xs_all:
+        lo = min(min(xs_all), min(ys_all)) / 1.5
+        hi = max(xs_all) * 1.5
+        xx = np.geomspace(lo, hi, 100)
+        ax.plot(xx, xx, ":", color="black", lw=1, label="EMC = #params")
+        # Zhang et al.'s Theorem 1 is about 2-layer ReLU networks: drawn for MLP (ReLU) series only
+        dims = sorted({j.input_dim for g in groups.values() for j in g["emc_jobs"] if j.input_dim and relu_mlp(j)})
+        for d in dims:
+            xt = xx[xx > d * 1.05]
+            if xt.size:
+                ax.plot(xt, (xt - d) / 2, "-.", color="gray", lw=1,
+                        label=f"2-layer ReLU construction, n = (p - d)/2, d = {d}")
+        ax.set_ylim(min(ys_all) / 2, max(max(ys_all), max(xs_all)) * 1.5)
+    P.finish_loglog(fig, ax, rep, figs, "emc_vs_params.png", "parameters", "EMC (largest n fitted)",
+                    "EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
+
+
+def _fig_emc_vs_cap(rep: Report, figs: P.Figures) -> None:
+    series = rep.cap
+    colors = P.palette(series)
+    fig, ax = P.subplots(9.0, 5.0)
+    for name, pts in series.items():
+        x = np.array([p["cap"] for p in pts], dtype=float)
+        y = np.array([p["emc"] for p in pts])
+        ax.plot(x, y, "--" if "fixed" in name else "-", color=colors[name], label=name)
+        P.converged_markers(ax, x, y, [p["converged"] for p in pts], colors[name])
+    P.finish_loglog(fig, ax, rep, figs, CAP_FIGURE, "cap (train.min_steps): converge = safety cap, fixed = "
+                    "schedule length", "EMC", "EMC against the step budget (filled: converged EMC, hollow: not)",
+                    xbase=2)
+
+
+def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> None:
+    names = [n for n, g in groups.items() if math.isfinite(g["log_emc"][0])]
+    fig, ax = P.subplots(max(5.0, 1.2 * len(names) + 2), 4.5)
+    means = [groups[n]["log_emc"][0] for n in names]
+    ses = [P.error_bar(groups[n]["log_emc"][1], groups[n]["log_emc"][2]) for n in names]
+    ax.bar(range(len(names)), means, yerr=ses, capsize=4, color=[colors[n] for n in names])
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([groups[n]["label"] for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean log10 EMC over model sizes")
+    P.set_title(ax, rep, "Mean log EMC per group (SE over trials)")
+    P.save(fig, rep.out / "log_emc.png", figs)
+
+
+def _fig_generalization(rep: Report, figs: P.Figures) -> None:
+    gen = rep.generalization
+    pts = gen["points"]
+    fig, ax = P.subplots(8.0, 4.5)
+    names = list(dict.fromkeys(p["group"] for p in pts))
+    cols = P.palette(names)
+    for n in names:
+        sel = [p for p in pts if p["group"] == n]
+        ax.scatter([p["generalization_gap"] for p in sel], [p["emc_increase_pct"] for p in sel],
+                   color=cols[n], label=sel[0]["label"] or None, s=25)
+    x = np.array([p["generalization_gap"] for p in pts])
+    y = np.array([p["emc_increase_pct"] for p in pts])
+    title = "EMC increase (random → semantic labels) vs generalization gap"
+    if math.isfinite(gen["r"]):
+        b, a = np.polyfit(x, y, 1)
+        xx = np.linspace(x.min(), x.max(), 10)
+        ax.plot(xx, a + b * xx, "--", color="black", lw=1)
+        title += f"\nPearson r = {gen['r']:.3f} (p = {gen['p']:.2g}, {len(pts)} pairs)"
+    P.finish(fig, ax, rep, figs, "generalization.png", "generalization gap (train − test accuracy, semantic labels)",
+             "EMC increase from random to semantic labels (%)", title, with_legend=len(names) > 1)

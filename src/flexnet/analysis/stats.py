@@ -1,0 +1,159 @@
+"""Statistics over trials and sizes: mean and standard error (the one `mean_se` of the analysis), the
+power law EMC = a * params^b with its bootstrap interval, per-size aggregates, mean log EMC, the
+(semantic, random labels) generalisation pairs, steps to fit, and EMC against the step cap.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .collect import RANDOM_LABELINGS, Job
+from .labels import NOT_GROUP_KEYS, group_label, series_keys, short_label
+
+CAP_KEY = "train.min_steps"  # swept in the emc_budget preset: the safety cap (converge) or schedule length (fixed)
+MIN_INTERVAL_POINTS = 3  # no interval (power-law CI, error bar) from fewer points (sizes, seeds)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (sample SD / sqrt(count)) of the finite values, None skipped; SE NaN from
+    one value, both NaN from none. The one mean/SE of the analysis: tables, figures and verdicts."""
+    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    if a.size == 1:
+        return float(a[0]), float("nan")
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(a.size))
+
+
+@dataclass
+class PowerLaw:
+    a: float
+    b: float
+    b_lo: float
+    b_hi: float
+    points: int
+
+
+def fit_power_law(params: list[float], emc: list[float], n_boot: int = 2000, seed: int = 0) -> Optional[PowerLaw]:
+    """EMC = a * params^b by least squares on log-log; percentile bootstrap (over jobs) for b, from
+    at least MIN_INTERVAL_POINTS distinct sizes (else b_lo, b_hi are NaN)."""
+    x = np.asarray(params, dtype=float)
+    y = np.asarray(emc, dtype=float)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    if lx.size < 2 or np.unique(lx).size < 2:
+        return None
+    b, loga = np.polyfit(lx, ly, 1)
+    if np.unique(lx).size < MIN_INTERVAL_POINTS:  # a line through 2 sizes: no interval worth the name
+        return PowerLaw(float(math.exp(loga)), float(b), float("nan"), float("nan"), int(lx.size))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, lx.size, lx.size)
+        if np.unique(lx[i]).size < 2:
+            continue
+        boots.append(np.polyfit(lx[i], ly[i], 1)[0])
+    lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (float("nan"), float("nan")))
+    return PowerLaw(float(math.exp(loga)), float(b), float(lo), float(hi), int(lx.size))
+
+
+def time_to_fit(curve: list[dict], threshold: float) -> Optional[int]:
+    """Optimizer steps until the clean training accuracy first reaches the fit threshold."""
+    for rec in sorted(curve, key=lambda r: r.get("step", 0)):
+        acc = rec.get("train_acc")
+        if acc is not None and acc >= threshold - 1e-12:
+            return int(rec["step"])
+    return None
+
+
+def by_size(jobs: list[Job]) -> list[dict]:
+    """Per parameter-count target: mean/SE of EMC (and accuracies) over seeds."""
+    sizes: dict[float, list[Job]] = defaultdict(list)
+    for j in jobs:
+        sizes[j.target].append(j)
+    out = []
+    for t in sorted(sizes):
+        js = sizes[t]
+        emc_m, emc_se = mean_se([j.emc for j in js])
+        te = [1.0 - j.result["test_accuracy"] for j in js if j.result.get("test_accuracy") is not None]
+        tr = [1.0 - j.result["train_accuracy"] for j in js if j.result.get("train_accuracy") is not None]
+        te_m, te_se = mean_se(te)
+        tr_m, tr_se = mean_se(tr)
+        out.append({"target": t, "params": float(np.mean([j.params for j in js])), "emc": emc_m, "emc_se": emc_se,
+                    "converged": all(j.result.get("converged") is True for j in js),
+                    "test_error": te_m, "test_error_se": te_se, "train_error": tr_m, "train_error_se": tr_se,
+                    "jobs": len(js)})
+    return out
+
+
+def mean_log_emc(jobs: list[Job]) -> tuple[float, float, int]:
+    """Mean over model sizes of log10 EMC, per trial (seed); mean and SE over trials."""
+    trials: dict[Any, list[float]] = defaultdict(list)
+    for j in jobs:
+        if j.emc > 0:
+            trials[j.seed].append(math.log10(j.emc))
+    m, se = mean_se([float(np.mean(v)) for v in trials.values()])
+    return m, se, len(trials)
+
+
+def generalization_pairs(jobs: list[Job], by: list[str]) -> dict:
+    """Pairs (semantic, random labels) with every other config key equal: percent increase of EMC
+    from random to semantic labels against the semantic job's generalisation gap."""
+    def pair_key(j: Job) -> str:
+        return json.dumps({k: v for k, v in j.config.items() if not k.startswith("labeling.")},
+                          sort_keys=True, default=str)
+
+    sem = {pair_key(j): j for j in jobs if j.labeling == "semantic"}
+    rnd = {pair_key(j): j for j in jobs if j.labeling in RANDOM_LABELINGS}
+    if not sem or not rnd:
+        return {}
+    other_by = [k for k in by if not k.startswith("labeling.")]
+    points = []
+    for key in sorted(set(sem) & set(rnd)):
+        s, r = sem[key], rnd[key]
+        if r.emc <= 0 or s.result.get("test_accuracy") is None:
+            continue
+        train = s.result.get("train_accuracy")
+        train = s.threshold if train is None else train
+        points.append({"semantic_job": str(s.path), "random_job": str(r.path), "group": group_label(s, other_by),
+                       "label": short_label(s, other_by),
+                       "params": s.params, "seed": s.seed, "emc_semantic": s.emc, "emc_random": r.emc,
+                       "emc_increase_pct": 100.0 * (s.emc - r.emc) / r.emc,
+                       "generalization_gap": float(train) - float(s.result["test_accuracy"])})
+    r_val = p_val = float("nan")
+    if len(points) >= 3:
+        from scipy.stats import pearsonr
+
+        x = [p["generalization_gap"] for p in points]
+        y = [p["emc_increase_pct"] for p in points]
+        if np.std(x) > 0 and np.std(y) > 0:
+            res = pearsonr(x, y)
+            r_val, p_val = float(res[0]), float(res[1])
+    return {"points": points, "r": r_val, "p": p_val}
+
+
+def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
+    """EMC against the cap (train.min_steps) per series (every other swept key but seeds/params):
+    mean over seeds, converged only if every seed's EMC is, and the change from the previous cap."""
+    emc_jobs = [j for j in jobs if j.search != "fixed"]
+    keys = series_keys(emc_jobs, swept, (*NOT_GROUP_KEYS, CAP_KEY))
+    series: "OrderedDict[str, dict]" = OrderedDict()
+    for j in sorted(emc_jobs, key=lambda j: group_label(j, keys)):
+        series.setdefault(short_label(j, keys) or "EMC", defaultdict(list))[j.config.get(CAP_KEY)].append(j)
+    out: "OrderedDict[str, list[dict]]" = OrderedDict()
+    for name, by_cap in series.items():
+        pts, prev = [], None
+        for cap in sorted(by_cap):
+            js = by_cap[cap]
+            emc = float(np.mean([j.emc for j in js]))
+            pts.append({"cap": cap, "emc": emc, "jobs": len(js),
+                        "converged": all(j.result.get("converged") is True for j in js),
+                        "change": None if prev in (None, 0) else emc / prev - 1.0})
+            prev = emc
+        out[name] = pts
+    return out
