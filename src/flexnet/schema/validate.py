@@ -10,7 +10,8 @@ import typing
 from enum import Enum
 from typing import Any, List
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown
+from ..registry import option_hint
 from .checks import Bad, Group
 from .data import Cifar, Corrupt, Digits, FileDataset, Gaussian, ImageFolder, Labeling, Mnist1d, OpenML, \
     RandomInputs, ShuffledPixels, Tabular
@@ -110,10 +111,7 @@ def check_group(prefix: str, cls: type, values: dict, what: str = "") -> Any:
         raise ConfigError(f"{prefix}={values!r}: must be a config group (key: value mapping)")
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in dataclasses.fields(cls)]
-    for k in values:
-        if k not in hints:
-            raise ConfigError(f"{_fmt(prefix + '.' + str(k), values[k])}: unknown key{what}; "
-                              f"allowed: {', '.join(allowed)}")
+    reject_unknown(values, hints, prefix + ".", f"unknown key{what}", allowed, values)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), values)
         obj = OmegaConf.to_object(merged)
@@ -185,10 +183,7 @@ def validate_config(cfg: dict) -> None:
     if not isinstance(cfg, dict):
         raise ConfigError(f"config={cfg!r}: must be a mapping")
     known = set(SCHEMAS) | set(TOP_LEVEL) | {"train", "convergence", "hydra"} | set(DIRECTIVES)
-    for k in cfg:
-        if k not in known:
-            raise ConfigError(f"{_fmt(str(k), cfg[k])}: unknown top-level key; allowed: "
-                              f"{', '.join(sorted(known - {'hydra'}))}")
+    reject_unknown(cfg, known, "", "unknown top-level key", sorted(known - {"hydra"}), cfg)
     _check_top(cfg)
     for group, options in SCHEMAS.items():
         g = cfg.get(group)
@@ -196,7 +191,8 @@ def validate_config(cfg: dict) -> None:
                 f"must name an option; allowed: {', '.join(sorted(options))}")
         name = g["name"]
         if name not in options:
-            raise ConfigError(f"{group}={name!r}: unknown option; allowed: {', '.join(sorted(options))}")
+            raise ConfigError(f"{group}={name!r}: unknown option; allowed: {', '.join(sorted(options))} "
+                              f"{option_hint(group, [c.__module__ for c in options.values()], what='schema')}")
         check_group(group, options[name], g, what=f" for {group}={name}")
     for group, make in (("train", train_schema), ("convergence", convergence_schema)):
         values = cfg.get(group) or {}
