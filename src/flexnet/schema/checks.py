@@ -1,6 +1,7 @@
 """The building blocks of every schema: `Schema` (a dataclass base whose `check()` holds the ranges and
 cross-key rules), `Bad` (a range failure: field, value, what is allowed), and the range helpers the
-`check()` methods call (`need`, `positive`, `at_least`, `in_unit`, `one_of`, `int_list`, `beta_pair`)."""
+`check()` methods call (`need`, `positive`, `positive_or_null`, `at_least`, `in_unit`, `one_of`,
+`int_list`, `beta_pair`)."""
 from __future__ import annotations
 
 import math
@@ -30,6 +31,11 @@ def positive(obj: Any, *keys: str) -> None:
     for k in keys:
         v = getattr(obj, k)
         need(is_number(v) and v > 0, k, v, "must be > 0")
+
+
+def positive_or_null(obj: Any, key: str, allowed: str) -> None:
+    v = getattr(obj, key)
+    need(v is None or (is_number(v) and v > 0), key, v, allowed)
 
 
 def at_least(obj: Any, lo: float, *keys: str) -> None:

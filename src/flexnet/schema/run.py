@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from .checks import Bad, Schema, at_least, in_unit, is_number, need, one_of, positive
+from .checks import Bad, Schema, at_least, in_unit, is_number, need, one_of, positive, positive_or_null
 from .optim import NameOnly
 
 
@@ -57,12 +57,12 @@ class Bisect(Search):
 
     def check(self) -> None:
         super().check()
-        need(self.start_ratio is None or (is_number(self.start_ratio) and self.start_ratio > 0), "start_ratio",
-             self.start_ratio, "must be a positive number (search.start = ratio x actual parameters) or null")
+        positive_or_null(self, "start_ratio",
+                         "must be a positive number (search.start = ratio x actual parameters) or null")
         in_unit(self, "resolution", lo_open=True)
         need(1 <= self.min_n <= self.start, "min_n", self.min_n, f"must lie in [1, search.start={self.start}]")
-        need(self.regrow_step is None or (is_number(self.regrow_step) and self.regrow_step > 0), "regrow_step",
-             self.regrow_step, "must be > 0 (relative first step after a rescued size) or null (the resolution)")
+        positive_or_null(self, "regrow_step",
+                         "must be > 0 (relative first step after a rescued size) or null (the resolution)")
 
 
 @dataclass
@@ -72,8 +72,7 @@ class Linear(Search):
 
     def check(self) -> None:
         super().check()
-        need(self.start_ratio is None or (is_number(self.start_ratio) and self.start_ratio > 0), "start_ratio",
-             self.start_ratio, "must be a positive number or null")
+        positive_or_null(self, "start_ratio", "must be a positive number or null")
         at_least(self, 1, "step")
 
 
