@@ -16,20 +16,22 @@ The package, by concern: `checks` (the `Schema` base and the range helpers), `da
 labeling), `models` (arch, scaling), `optim` (optimizer, regularizer, reparam), `run` (search, logger,
 and `train:` / `convergence:`, derived from the fit loop's `Budget` and `Checks`: a new field there is a
 new, type-checked key here; other keys in `TRAIN_EXTRA` / `CONVERGENCE_EXTRA`), `validate` (the
-`SCHEMAS` table, `check_group`, `validate_config`, `check_device`, the ConfigStore registration).
+`SCHEMAS` table, `check_group`, `validate_config`, `check_device`, the ConfigStore registration). Each
+group's option -> schema table (`ARCH_SCHEMAS`, ...) sits next to its schemas; `SCHEMAS` joins them.
 Every name is importable from `flexnet.schema` itself.
 """
 from __future__ import annotations
 
 from .checks import Bad, Group, Schema, at_least, in_unit, need, one_of, positive
-from .data import (Cifar, Corrupt, DatasetBase, Digits, FileDataset, Gaussian, ImageFolder, Labeling, Mnist1d,
-                   OpenML, RandomInputs, ShuffledPixels, Tabular)
-from .models import (ACTIVATIONS, AlexNetSmall, Arch, Cnn, EfficientNet, InceptionSmall, KernelMinNorm, Mlp,
-                     Resnet, Scaling, ScalingEfficientNet, ScalingNone, ScalingSovit, Vit, ZhangConstruction)
-from .optim import (Adam, Augment, LabelSmoothing, NameOnly, Optimizer, Quant8, Sam, Schedule, Sgd, Shampoo,
-                    Subspace, WeightDecay)
-from .run import (CONVERGENCE_EXTRA, HIDDEN, TRAIN_EXTRA, Bisect, Fixed, Linear, Search, Wandb,
-                  convergence_schema, train_schema)
+from .data import (DATASET_SCHEMAS, LABELING_SCHEMAS, Cifar, Corrupt, DatasetBase, Digits, FileDataset, Gaussian,
+                   ImageFolder, Labeling, Mnist1d, OpenML, RandomInputs, ShuffledPixels, Tabular)
+from .models import (ACTIVATIONS, ARCH_SCHEMAS, SCALING_SCHEMAS, AlexNetSmall, Arch, Cnn, EfficientNet,
+                     InceptionSmall, KernelMinNorm, Mlp, Resnet, Scaling, ScalingEfficientNet, ScalingNone,
+                     ScalingSovit, Vit, ZhangConstruction)
+from .optim import (OPTIMIZER_SCHEMAS, REGULARIZER_SCHEMAS, REPARAM_SCHEMAS, Adam, Augment, LabelSmoothing,
+                    NameOnly, Optimizer, Quant8, Sam, Schedule, Sgd, Shampoo, Subspace, WeightDecay)
+from .run import (CONVERGENCE_EXTRA, HIDDEN, LOGGER_SCHEMAS, SEARCH_SCHEMAS, TRAIN_EXTRA, Bisect, Fixed, Linear,
+                  Search, Wandb, convergence_schema, train_schema)
 from .validate import DIRECTIVES, SCHEMAS, TOP_LEVEL, check_device, check_group, validate_config
 
 __all__ = [
@@ -42,5 +44,7 @@ __all__ = [
     "Subspace", "WeightDecay",
     "CONVERGENCE_EXTRA", "HIDDEN", "TRAIN_EXTRA", "Bisect", "Fixed", "Linear", "Search", "Wandb",
     "convergence_schema", "train_schema",
+    "DATASET_SCHEMAS", "LABELING_SCHEMAS", "ARCH_SCHEMAS", "SCALING_SCHEMAS", "OPTIMIZER_SCHEMAS",
+    "REGULARIZER_SCHEMAS", "REPARAM_SCHEMAS", "SEARCH_SCHEMAS", "LOGGER_SCHEMAS",
     "DIRECTIVES", "SCHEMAS", "TOP_LEVEL", "check_device", "check_group", "validate_config",
 ]

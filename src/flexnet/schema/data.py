@@ -147,3 +147,13 @@ class ShuffledPixels(Labeling):
 
     def check(self) -> None:
         at_least(self, 1, "chunk")
+
+
+# ------------------------------------------------------------------ option -> schema (SCHEMAS in validate.py)
+
+DATASET_SCHEMAS: dict[str, type] = {
+    "mnist1d": Mnist1d, "digits": Digits, "gaussian": Gaussian, "mnist": FileDataset, "cifar10": Cifar,
+    "cifar100": Cifar, "covertype": Tabular, "adult": OpenML, "credit": OpenML, "imagenet": ImageFolder}
+LABELING_SCHEMAS: dict[str, type] = {
+    "semantic": Labeling, "random_labels": Labeling, "permuted_inputs": Labeling, "corrupt": Corrupt,
+    "random_inputs": RandomInputs, "shuffled_pixels": ShuffledPixels}

@@ -214,3 +214,14 @@ class ScalingSovit(Scaling):
 class ScalingNone(Schema):
     name: str = "none"
     params: Optional[float] = None
+
+
+# ------------------------------------------------------------------ option -> schema (SCHEMAS in validate.py)
+
+ARCH_SCHEMAS: dict[str, type] = {
+    "mlp": Mlp, "cnn": Cnn, "resnet": Resnet, "efficientnet": EfficientNet, "vit": Vit,
+    "alexnet_small": AlexNetSmall, "inception_small": InceptionSmall, "zhang_construction": ZhangConstruction,
+    "kernel_minnorm": KernelMinNorm}
+SCALING_SCHEMAS: dict[str, type] = {
+    "width": Scaling, "depth": Scaling, "resnet_rs": Scaling, "svit": Scaling, "sovit": ScalingSovit,
+    "efficientnet": ScalingEfficientNet, "none": ScalingNone}

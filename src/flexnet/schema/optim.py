@@ -128,3 +128,11 @@ class Subspace(NameOnly):
         at_least(self, 1, "d")
         one_of(self, "projection", ("auto", "dense", "fastfood", "identity"))
         positive(self, "max_dense_mb")
+
+
+# ------------------------------------------------------------------ option -> schema (SCHEMAS in validate.py)
+
+OPTIMIZER_SCHEMAS: dict[str, type] = {"sgd": Sgd, "gd": Sgd, "adam": Adam, "adamw": Adam, "shampoo": Shampoo}
+REGULARIZER_SCHEMAS: dict[str, type] = {
+    "none": NameOnly, "weight_decay": WeightDecay, "label_smoothing": LabelSmoothing, "sam": Sam, "augment": Augment}
+REPARAM_SCHEMAS: dict[str, type] = {"none": NameOnly, "quant8": Quant8, "subspace": Subspace}

@@ -108,6 +108,12 @@ class Wandb(NameOnly):
         at_least(self, 0, "finish_timeout")
 
 
+# ------------------------------------------------------------------ option -> schema (SCHEMAS in validate.py)
+
+SEARCH_SCHEMAS: dict[str, type] = {"bisect": Bisect, "linear": Linear, "fixed": Fixed}
+LOGGER_SCHEMAS: dict[str, type] = {"none": NameOnly, "wandb": Wandb}
+
+
 # ---- train: and convergence: (extend here, or add a field to Budget / Checks in train.py)
 # keys of `train:` / `convergence:` that are not fields of Budget / Checks: name -> (type, default)
 TRAIN_EXTRA: dict[str, tuple[Any, Any]] = {}

@@ -13,31 +13,17 @@ from typing import Any, List
 from ..errors import ConfigError, reject_unknown
 from ..registry import option_hint
 from .checks import Bad, Group
-from .data import Cifar, Corrupt, Digits, FileDataset, Gaussian, ImageFolder, Labeling, Mnist1d, OpenML, \
-    RandomInputs, ShuffledPixels, Tabular
-from .models import AlexNetSmall, Cnn, EfficientNet, InceptionSmall, KernelMinNorm, Mlp, Resnet, Scaling, \
-    ScalingEfficientNet, ScalingNone, ScalingSovit, Vit, ZhangConstruction
-from .optim import Adam, Augment, LabelSmoothing, NameOnly, Quant8, Sam, Sgd, Shampoo, Subspace, WeightDecay
-from .run import Bisect, Fixed, Linear, Wandb, check_convergence_extra, check_fit_ranges, convergence_schema, \
+from .data import DATASET_SCHEMAS, LABELING_SCHEMAS
+from .models import ARCH_SCHEMAS, SCALING_SCHEMAS
+from .optim import OPTIMIZER_SCHEMAS, REGULARIZER_SCHEMAS, REPARAM_SCHEMAS
+from .run import LOGGER_SCHEMAS, SEARCH_SCHEMAS, check_convergence_extra, check_fit_ranges, convergence_schema, \
     train_schema
 
+# group -> option -> schema: each group's table is next to its schemas
 SCHEMAS: dict[Group, dict[str, type]] = {
-    "dataset": {"mnist1d": Mnist1d, "digits": Digits, "gaussian": Gaussian, "mnist": FileDataset,
-                "cifar10": Cifar, "cifar100": Cifar, "covertype": Tabular, "adult": OpenML, "credit": OpenML,
-                "imagenet": ImageFolder},
-    "labeling": {"semantic": Labeling, "random_labels": Labeling, "permuted_inputs": Labeling,
-                 "corrupt": Corrupt, "random_inputs": RandomInputs, "shuffled_pixels": ShuffledPixels},
-    "arch": {"mlp": Mlp, "cnn": Cnn, "resnet": Resnet, "efficientnet": EfficientNet, "vit": Vit,
-             "alexnet_small": AlexNetSmall, "inception_small": InceptionSmall,
-             "zhang_construction": ZhangConstruction, "kernel_minnorm": KernelMinNorm},
-    "scaling": {"width": Scaling, "depth": Scaling, "resnet_rs": Scaling, "svit": Scaling, "sovit": ScalingSovit,
-                "efficientnet": ScalingEfficientNet, "none": ScalingNone},
-    "optimizer": {"sgd": Sgd, "gd": Sgd, "adam": Adam, "adamw": Adam, "shampoo": Shampoo},
-    "regularizer": {"none": NameOnly, "weight_decay": WeightDecay, "label_smoothing": LabelSmoothing,
-                    "sam": Sam, "augment": Augment},
-    "reparam": {"none": NameOnly, "quant8": Quant8, "subspace": Subspace},
-    "search": {"bisect": Bisect, "linear": Linear, "fixed": Fixed},
-    "logger": {"none": NameOnly, "wandb": Wandb},
+    "dataset": DATASET_SCHEMAS, "labeling": LABELING_SCHEMAS, "arch": ARCH_SCHEMAS, "scaling": SCALING_SCHEMAS,
+    "optimizer": OPTIMIZER_SCHEMAS, "regularizer": REGULARIZER_SCHEMAS, "reparam": REPARAM_SCHEMAS,
+    "search": SEARCH_SCHEMAS, "logger": LOGGER_SCHEMAS,
 }
 
 # top-level scalar keys (groups above, train/convergence are the others)
