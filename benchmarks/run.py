@@ -30,16 +30,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-
-def compose(overrides):
-    from hydra import compose as hcompose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=list(overrides))
-    d = OmegaConf.to_container(cfg, resolve=True)
-    d.pop("hydra", None)
-    return d
+from flexnet.config import compose  # noqa: E402  (the config `python -m flexnet` would run, a dict)
 
 
 def run(overrides, outdir):

@@ -32,18 +32,14 @@ from pathlib import Path
 
 def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) -> dict:
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from flexnet import convergence as conv
     from flexnet import job as J
-    from flexnet.__main__ import CONF_DIR, normalize_overrides
+    from flexnet.config import compose
     from flexnet.train import train_to_minimum
     from flexnet.utils import generator
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="config", overrides=normalize_overrides(overrides)),
-                                     resolve=True)
+    cfg = compose(overrides)
     s = J.setup(cfg)
     torch.set_num_threads(J.set_threads(cfg.get("threads", "auto"), s.plan.actual))
     oracle = J.Oracle(s, journal=None, logger=None)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from flexnet.config import compose  # noqa: F401  (the real config as `python -m flexnet` runs it, a dict)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -35,26 +37,6 @@ def _hermetic_cache(tmp_path_factory):
 
     torch.set_num_threads(1)
     yield
-
-
-def compose(overrides: list[str] | None = None):
-    """Compose the real Hydra config (as `python -m flexnet` would) and return a plain dict."""
-    from hydra import compose as hcompose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from flexnet.__main__ import normalize_overrides  # +experiment=NAME, as the CLI takes it
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=normalize_overrides(list(overrides or [])))
-        return OmegaConf.to_container(cfg, resolve=False) and _resolve(cfg)
-
-
-def _resolve(cfg):
-    from omegaconf import OmegaConf
-
-    d = OmegaConf.to_container(cfg, resolve=True)
-    d.pop("hydra", None)
-    return d
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -29,16 +29,3 @@ def test_procedure_builds(group, option):
     proc = build_procedure(cfg["optimizer"], cfg["regularizer"])
     assert proc.lr > 0
 
-
-def test_registries_match_config_files():
-    from flexnet.data import DATASETS, LABELINGS
-    from flexnet.emc import SEARCHES
-    from flexnet.models import ARCHS, SCALINGS
-    from flexnet.optim import OPTIMIZERS, REGULARIZERS, REPARAMS
-    from flexnet.tracking import LOGGERS
-
-    regs = {"dataset": DATASETS, "labeling": LABELINGS, "arch": ARCHS, "scaling": SCALINGS, "optimizer": OPTIMIZERS,
-            "regularizer": REGULARIZERS, "reparam": REPARAMS, "search": SEARCHES, "logger": LOGGERS}
-    for g, reg in regs.items():
-        files = {p.stem for p in (CONF / g).glob("*.yaml")}
-        assert files <= set(reg.names()), (g, files - set(reg.names()))

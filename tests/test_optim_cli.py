@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from flexnet.config import compose
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-
-def compose(overrides, hydra=False):
-    from hydra import compose as hcompose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=overrides, return_hydra_config=hydra)
-        return OmegaConf.to_container(cfg, resolve=not hydra)
 
 
 @pytest.mark.parametrize("group,options", [

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from flexnet.config import compose_config
 from flexnet.models import ARCHS, plan_model
 from flexnet.utils import knobs
 
@@ -17,10 +18,7 @@ MNIST1D = ((40,), 10)  # the default dataset's input and classes
 
 
 def _hydra_cfg(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose_config(overrides, hydra=True)
 
 
 def default_sizes(arch: str, law: str) -> list[float]:

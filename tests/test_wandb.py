@@ -5,10 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from flexnet.__main__ import CONF_DIR
+from flexnet.config import compose
 from flexnet.job import run_job
 from flexnet.tracking import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
                               wandb_records, wandb_run_id)
@@ -52,9 +50,7 @@ def _summary(records) -> dict:
 
 
 def _cfg(overrides):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return compose(overrides)
 
 
 def test_offline_run_summary_holds_emc_and_params(tmp_path, monkeypatch, capsys):

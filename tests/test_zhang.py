@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
+from flexnet.config import compose
 from flexnet.errors import ConfigError
 from flexnet.job import CURVE_FILE, run_job
 from flexnet.models import ARCHS, count_built_params, plan_model
@@ -21,14 +20,11 @@ from flexnet.optim import Stepper, build_procedure
 from flexnet.train import Budget, Checks, Recipe, train_to_minimum
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
 QUICK = ["convergence.hessian=false", "train.max_extensions=0", "logger=none"]
 
 
 def config(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return compose(overrides)
 
 
 def read_jsonl(path: Path) -> list[dict]:

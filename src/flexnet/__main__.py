@@ -14,16 +14,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .config import CONF_DIR, normalize_overrides
 from .errors import ConfigError
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-
-
-def normalize_overrides(args: list[str]) -> list[str]:
-    """`+experiment=NAME` (the presets' headers, scripts/reproduce.py) as `experiment=NAME`: the group is
-    in the defaults list (`experiment: null`, so that `experiment=NAME` works), where Hydra refuses to
-    append a second value. Both spellings compose the same config."""
-    return [a[1:] if a.startswith("+experiment=") else a for a in args]
 
 
 def _job_info() -> dict:

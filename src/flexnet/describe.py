@@ -1,5 +1,6 @@
 """`python -m flexnet.describe [overrides]`: build the model of a config without training
-and print one JSON object (arch, scaling, params {target, actual}, shape, input shape, ...).
+and print one JSON object (arch, scaling, params {target, actual}, shape, input shape, ..., and
+`options`: for each config group the option, its conf file, the module and file of its code, its schema).
 
 Overrides are the same as for `python -m flexnet` (composed by Hydra from the same conf
 dir), plus `describe.input_shape=[3,224,224]` and `describe.num_classes=1000` (also
@@ -7,11 +8,14 @@ accepted as `+describe.*`) to build for a given input without loading any data.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import yaml
 
+from .config import CONF_DIR
 from .errors import ConfigError
 
 DESCRIBE_KEYS = ("input_shape", "num_classes")
@@ -34,17 +38,32 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict]:
     return rest, desc
 
 
-def describe(overrides: list[str]) -> dict:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def where(cfg: dict) -> dict:
+    """Each config group's option -> its conf file, the module that registers its code (and that
+    module's file), and its schema: option name to file in one hop."""
+    from .registry import registries
+    from .schema import SCHEMAS
 
-    from .__main__ import CONF_DIR, normalize_overrides
+    root = Path(CONF_DIR).parent
+    out = {}
+    for group, registry in registries().items():
+        name = cfg[group]["name"]
+        module = registry.module_of(name)
+        origin = Path(importlib.util.find_spec(module).origin)
+        schema = SCHEMAS[group].get(name)
+        out[group] = {"option": name, "conf": f"conf/{group}/{name}.yaml", "module": module,
+                      "file": str(origin.relative_to(root)) if origin.is_relative_to(root) else str(origin),
+                      "schema": schema and f"{schema.__module__}.{schema.__qualname__}"}
+    return out
+
+
+def describe(overrides: list[str]) -> dict:
+    from .config import compose, normalize_overrides
     from .models import ARCHS, plan_model
     from .utils import knobs
 
     hydra_overrides, desc = split_overrides(normalize_overrides(overrides))
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="config", overrides=hydra_overrides), resolve=True)
+    cfg = compose(hydra_overrides)
     if "input_shape" in desc or "num_classes" in desc:
         shape = desc.get("input_shape")
         if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
@@ -73,6 +92,7 @@ def describe(overrides: list[str]) -> dict:
         "input_from": source,
         "note": plan.note,
         "laws": sorted(set(ARCHS.get(plan.arch).scalers) | {"none"}),
+        "options": where(cfg),
     }
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..errors import ConfigError, require
+from ..errors import ConfigError, reject_unknown, require
 from ..registry import Registry
 from ..utils import derive_seed, generator
 
@@ -119,10 +119,9 @@ def load_dataset(cfg: dict) -> DataBundle:
     generic = set(GENERIC_DATASET_KEYS) | set(DATASET_TRANSFORMS)
     accepted = set(inspect.signature(loader).parameters)
     own = {k: v for k, v in cfg.items() if k not in generic or (k in accepted and k != "name")}
-    unknown = sorted(k for k in own if k not in accepted)
-    if unknown and not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(loader).parameters.values()):
-        allowed = sorted((accepted | generic) - {"name"})
-        raise ConfigError(f"dataset.{unknown[0]}: unknown knob for dataset={name!r}; allowed: {', '.join(allowed)}")
+    if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(loader).parameters.values()):
+        reject_unknown(sorted(own), accepted, "dataset.", f"unknown knob for dataset={name!r}",
+                       sorted((accepted | generic) - {"name"}))
     bundle = loader(**own)
     for stage in ("labels", "inputs"):
         if stage == "inputs":

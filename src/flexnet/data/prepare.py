@@ -16,17 +16,12 @@ from .files import data_root
 
 
 def main(argv: list[str]) -> int:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from ..__main__ import CONF_DIR
+    from ..config import compose
     from .imagefolder import prepare_imagefolder, prepared_dir
     from .transforms import check_resolution
 
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=list(argv))
-        d = OmegaConf.to_container(cfg.dataset, resolve=True)
+        d = compose(argv)["dataset"]
         if d.get("name") != "imagenet":
             raise ConfigError(f"dataset={d.get('name')!r}: only dataset=imagenet (an image-folder tree) needs "
                               f"preparing; the others are read directly")

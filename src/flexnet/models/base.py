@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown
 from ..registry import Registry
 
 
@@ -141,9 +141,7 @@ def _check_knobs(arch: str, build: Callable[..., nn.Module], knobs: dict) -> Non
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     allowed = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL][2:]
-    unknown = sorted(k for k in knobs if k not in params)
-    if unknown:
-        raise ConfigError(f"arch.{unknown[0]}: not a setting of arch={arch}; allowed: {', '.join(allowed)}")
+    reject_unknown(sorted(knobs), params, "arch.", f"not a setting of arch={arch}", allowed)
 
 
 def plan_model(arch_cfg: dict, scaling_cfg: dict, input_shape, num_classes: int) -> ModelPlan:

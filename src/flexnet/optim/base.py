@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError, require
+from ..errors import ConfigError, reject_unknown, require
 from ..registry import Registry
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
@@ -112,9 +112,7 @@ def check_knobs(fn: Callable, group: str, name: str, kw: dict, skip: int) -> Non
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
     allowed = [p.name for p in params]
-    unknown = sorted(set(kw) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{group}.{unknown[0]}: unknown key for {group}={name!r}; allowed: {', '.join(allowed)}")
+    reject_unknown(sorted(set(kw) - set(allowed)), allowed, f"{group}.", f"unknown key for {group}={name!r}")
 
 
 def build_procedure(opt_cfg: dict, reg_cfg: dict) -> Procedure:
