@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from flexnet.batched import batchable, train_batched
-from flexnet.emc import Attempt, bisect_search
+from flexnet.search import Attempt, bisect_search
 from flexnet.optim import build_procedure
 from flexnet.train import Budget, Checks, Recipe, train_to_minimum
 

@@ -32,7 +32,7 @@ def test_procedure_builds(group, option):
 
 def test_registries_match_config_files():
     from flexnet.data import DATASETS, LABELINGS
-    from flexnet.emc import SEARCHES
+    from flexnet.search import SEARCHES
     from flexnet.models import ARCHS, SCALINGS
     from flexnet.optim import OPTIMIZERS, REGULARIZERS, REPARAMS
     from flexnet.tracking import LOGGERS

@@ -22,14 +22,13 @@ import torch
 
 from . import data as data_mod
 from .convergence import evaluate
-from .emc import SEARCHES, Attempt, SearchResult
+from .search import SEARCHES, Attempt, SearchResult, run_trials
 from .errors import ConfigError, require
 from .models import plan_model
 from .optim import apply_reparam, budget_factor, build_procedure
 from .schema import validate_config
 from .tracking import CURVE_FILE, FITS_FILE, RESULT_NEUTRAL_KEYS, Journal, config_hash, make_logger, write_result
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
-from .trials import run_trials
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
 
 log = logging.getLogger("flexnet")
