@@ -35,7 +35,7 @@ def test_registries_match_config_files():
     from flexnet.search import SEARCHES
     from flexnet.models import ARCHS, SCALINGS
     from flexnet.optim import OPTIMIZERS, REGULARIZERS, REPARAMS
-    from flexnet.tracking import LOGGERS
+    from flexnet.loggers import LOGGERS
 
     regs = {"dataset": DATASETS, "labeling": LABELINGS, "arch": ARCHS, "scaling": SCALINGS, "optimizer": OPTIMIZERS,
             "regularizer": REGULARIZERS, "reparam": REPARAMS, "search": SEARCHES, "logger": LOGGERS}

@@ -316,7 +316,7 @@ def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_and_prints_the_resume_command
 # ------------------------------------------------------------------ the journal, record by record
 
 def test_journal_sets_aside_bad_records(tmp_path, capsys):
-    from flexnet.tracking import REJECTED_FILE, Journal
+    from flexnet.records import REJECTED_FILE, Journal
 
     path = tmp_path / "fits.jsonl"
     good = {"n": 16, "attempt": 0, "status": "fitted", "fitted": True, "train_acc": 1.0, "seconds": 0.5,
@@ -402,7 +402,7 @@ def test_wandb_online_failure_keeps_metrics_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from test_wandb import _key, _summary, finished_records
 
-    from flexnet.tracking import make_logger
+    from flexnet.loggers import make_logger
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

@@ -38,7 +38,7 @@ def _job_info() -> dict:
         info["sweep_dir"] = hc.sweep.dir
     # the W&B run id (sweep dir + job number, or the run dir), recorded in emc.json: the same for a
     # restarted or requeued job, so it resumes its W&B run
-    from .tracking import wandb_run_id
+    from .loggers import wandb_run_id
 
     info["run_id"] = wandb_run_id(Path(hc.runtime.output_dir), info)
     return info
@@ -55,7 +55,7 @@ def _resolve(cfg: DictConfig) -> dict:
 
 
 def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
-    from .tracking import FITS_FILE
+    from .records import FITS_FILE
 
     try:
         done = sum(1 for l in (outdir / FITS_FILE).read_bytes().split(b"\n") if l.strip())

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
-import os
 import platform
 import sys
 import time
@@ -27,15 +25,14 @@ from .errors import ConfigError, require
 from .models import plan_model
 from .optim import apply_reparam, budget_factor, build_procedure
 from .schema import validate_config
-from .tracking import CURVE_FILE, FITS_FILE, RESULT_NEUTRAL_KEYS, Journal, config_hash, make_logger, write_result
+from .loggers import make_logger
+from .records import (_HASH_DEFAULTS, CURVE_FILE, FITS_FILE, Journal, append_curve, drop_curve, result_hash,
+                      write_result)
 from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
 
 log = logging.getLogger("flexnet")
 
-# search keys left out of the hash at these values (their defaults; added after journals were written
-# without them, which then still replay)
-_HASH_DEFAULTS = {"stop_at_fit": True, "curve_every": 1}
 HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -92,15 +89,6 @@ class Setup:
     plan: Any
     recipe: Recipe
     grad_tol_spec: Any
-
-
-def result_hash(cfg: dict) -> str:
-    """The journal's config hash: of the keys that can change a result. search.trials only says how
-    many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them)."""
-    result_cfg = {k: v for k, v in cfg.items() if k not in RESULT_NEUTRAL_KEYS}
-    result_cfg["search"] = {k: v for k, v in cfg["search"].items()
-                            if k != "trials" and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
-    return config_hash(result_cfg)
 
 
 def setup(cfg: dict) -> Setup:
@@ -208,8 +196,7 @@ class Oracle:
         return int(self.s.cfg["search"].get("curve_every", 1) or 1)
 
     def _write_curve(self, n: int, attempt: int, rec: dict) -> None:
-        with open(self.curve_path, "a") as f:
-            f.write(json.dumps({**self._tag(), "n": n, "attempt": attempt, **rec}) + "\n")
+        append_curve(self.curve_path, {**self._tag(), "n": n, "attempt": attempt, **rec})
 
     def _curve_callback(self, n: int, attempt: int, x, y, best: dict):
         """Per-epoch learning curve (every search.curve_every epochs): loss and accuracy on the
@@ -225,9 +212,8 @@ class Oracle:
             test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
             if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
                 best.update(best_test_acc=test_acc, best_test_epoch=m["epoch"])
-            rec = {**self._tag(), "n": n, "attempt": attempt, **m, "train_acc": train_acc, "test_acc": test_acc}
-            with open(self.curve_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append_curve(self.curve_path, {**self._tag(), "n": n, "attempt": attempt, **m, "train_acc": train_acc,
+                                           "test_acc": test_acc})
 
         return cb
 
@@ -236,7 +222,7 @@ class Oracle:
         (progress=bar, or auto when stderr is one), else a heartbeat line in the log at most every
         HEARTBEAT_S seconds (progress=log, or auto otherwise), nothing with progress=false; and the
         epoch's loss, accuracy and lr to the logger (W&B curves). Returns (callback or None, close)."""
-        from .tracking import Logger
+        from .loggers import Logger
 
         mode = self.s.cfg.get("progress", "auto")
         if mode in ("auto", True):
@@ -324,7 +310,7 @@ class Oracle:
             res, extra = self._train_past_fit(n, attempt, seed, x, y, model)
         else:
             if self.curve_path:
-                _drop_curve(self.curve_path, n, attempt, self.trial)
+                drop_curve(self.curve_path, n, attempt, self.trial)
             curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
             progress, close = self._progress_callback(n, attempt)
 
@@ -345,7 +331,7 @@ class Oracle:
 
         s = self.s
         if self.curve_path:
-            _drop_curve(self.curve_path, n, attempt, self.trial)
+            drop_curve(self.curve_path, n, attempt, self.trial)
         progress, close = self._progress_callback(n, attempt)
         on_curve = (lambda rec: self._write_curve(n, attempt, rec)) if self.curve_path else None
         try:
@@ -390,26 +376,6 @@ def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[
             o, _, a = items[i]
             out[i] = o(n, a)
     return [out[i] for i in range(len(items))]
-
-
-def _drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None) -> None:
-    """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
-    journal has no record of it, so it is run again and would otherwise be recorded twice)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    keep = []
-    for line in lines:
-        try:
-            r = json.loads(line)
-        except ValueError:  # a line cut short by the kill
-            continue
-        if not (r.get("n") == n and r.get("attempt") == attempt and r.get("trial") == trial):
-            keep.append(line)
-    if len(keep) != len(lines):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(keep))
-        os.replace(tmp, path)
 
 
 def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:

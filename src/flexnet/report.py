@@ -37,7 +37,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .tracking import CURVE_FILE, FITS_FILE, RESULT_FILE, RESULT_NEUTRAL_KEYS, flatten, sweep_group_name
+from .loggers import flatten, sweep_group_name
+from .records import CURVE_FILE, FITS_FILE, RESULT_FILE, RESULT_NEUTRAL_KEYS
 
 REPORT_DIR = "report"
 # config keys that never define a result or a group
@@ -1273,7 +1274,7 @@ def upload_wandb(rep: Report, dirs: list[Path], project: Optional[str] = None, e
                  finish_timeout: float = 60.0) -> Optional[Path]:
     """Log the aggregated EMC-curve table, line plots and figures to a `report` run in the sweep's group.
     Returns the local run directory, or None if W&B could not be used (never raises)."""
-    from .tracking import wandb_mode
+    from .loggers import wandb_mode
 
     try:
         import wandb
