@@ -35,10 +35,10 @@ def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) ->
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from flexnet import convergence as conv
+    from flexnet.fit import minimum as conv
     from flexnet import job as J
     from flexnet.__main__ import CONF_DIR, normalize_overrides
-    from flexnet.train import train_to_minimum
+    from flexnet.fit.loop import train_to_minimum
     from flexnet.utils import generator
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

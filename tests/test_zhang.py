@@ -18,7 +18,7 @@ from flexnet.job import CURVE_FILE, run_job
 from flexnet.models import ARCHS, count_built_params, plan_model
 from flexnet.models.zhang_construction import ZhangConstruction
 from flexnet.optim import Stepper, build_procedure
-from flexnet.train import Budget, Checks, Recipe, train_to_minimum
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 
 from . import data as data_mod
-from .convergence import evaluate
+from .fit.minimum import evaluate
 from .search import SEARCHES, Attempt, SearchResult, run_trials
 from .errors import ConfigError, require
 from .models import plan_model
@@ -28,7 +28,7 @@ from .schema import validate_config
 from .loggers import make_logger
 from .records import (_HASH_DEFAULTS, CURVE_FILE, FITS_FILE, Journal, append_curve, drop_curve, result_hash,
                       write_result)
-from .train import Budget, Checks, FitResult, Recipe, train_to_minimum
+from .fit.loop import Budget, Checks, FitResult, Recipe, train_to_minimum
 from .utils import derive_seed, generator, knobs, plain, resolve_device, seeded_init
 
 log = logging.getLogger("flexnet")
@@ -327,7 +327,7 @@ class Oracle:
 
     def _train_past_fit(self, n: int, attempt: int, seed: int, x, y, model):
         """search.stop_at_fit=false: the whole fixed length, the curve every search.curve_every epochs."""
-        from .pastfit import train_past_fit
+        from .fit.pastfit import train_past_fit
 
         s = self.s
         if self.curve_path:
@@ -349,7 +349,7 @@ def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[
     """(oracle, n, attempt) items, any mix of trials and sizes: each size's attempts trained as one
     stacked model (batched.py) when `batched`, else one at a time; replayed attempts are not
     retrained. Falls back to one at a time where the procedure or model cannot be batched."""
-    from .batched import batchable, train_batched
+    from .fit.stacked import batchable, train_batched
 
     out: dict[int, Attempt] = {}
     by_n: dict[int, list[int]] = {}

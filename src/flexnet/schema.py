@@ -712,13 +712,13 @@ def _derived(name: str, cls: type, extra: dict) -> type:
 
 
 def train_schema() -> type:
-    from .train import Budget
+    from .fit.loop import Budget
 
     return _derived("Train", Budget, TRAIN_EXTRA)
 
 
 def convergence_schema() -> type:
-    from .train import Checks
+    from .fit.loop import Checks
 
     return _derived("Convergence", Checks, CONVERGENCE_EXTRA)
 
@@ -852,7 +852,7 @@ def check_device(dev: Any) -> None:
 
 def _check_convergence_extra(conv: Any) -> None:
     g = conv.grad_tol
-    from .train import GRAD_RULES
+    from .fit.loop import GRAD_RULES
 
     if not (g in ("auto", *GRAD_RULES[1:]) or (_num(g) and g > 0)):
         raise Bad("grad_tol", g, "must be a positive number, " + ", ".join(repr(r) for r in GRAD_RULES[1:])

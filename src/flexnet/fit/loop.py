@@ -1,5 +1,8 @@
 """train_to_minimum(model, x, y, recipe) -> FitResult.   Pure: no files, no logging side effects.
 
+Also what an attempt is given and returns (`Budget`, `Checks`, `Recipe`, `FitResult`) and its
+minibatch layout (`batch_bounds`, `minibatches`), which pastfit.py and stacked.py share.
+
 The loop keeps data on the device as tensors and draws minibatches by index
 (no DataLoader). Metrics are accumulated on the device and read once per
 epoch. Two learning-rate policies (`train.policy`):
@@ -22,8 +25,8 @@ epoch. Two learning-rate policies (`train.policy`):
 Every result records why it stopped.
 """
 from __future__ import annotations
+from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,9 +35,13 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from . import convergence as conv
-from .errors import require
-from .optim import Procedure
+from ..errors import require
+from ..optim import Procedure
+from . import minimum
+from .checks import Checker, finite_or_none
+from .policies import run_converge, run_fixed
+
+
 
 
 POLICIES = ("converge", "fixed")
@@ -155,116 +162,6 @@ class FitResult:
         return asdict(self)
 
 
-def _finite(v: Optional[float]) -> Optional[float]:
-    return v if v is None or math.isfinite(v) else None
-
-
-def _param_norm(model: nn.Module) -> float:
-    with torch.no_grad():
-        return float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())))
-
-
-class _Checker:
-    """Runs the minimum checks on the current parameters and keeps their cost.
-
-    `start()` measures the attempt's reference point at initialisation: the full-subset loss, the
-    gradient norm (the scale of `grad_rel`) and the weight norm (the scale of `blowup`)."""
-
-    def __init__(self, model, x, y, recipe: Recipe, seed: int):
-        self.model, self.x, self.y, self.recipe, self.seed = model, x, y, recipe, seed
-        self.seconds = 0.0
-        self.last: dict = {}
-        self.runs = 0
-        c = recipe.checks
-        # the gradient tolerance as applied (descent: set at each check from the loss there)
-        self.tol: Optional[float] = float(c.grad_tol) if c.grad_rule == "absolute" else None
-        self.init_loss = self.init_grad = self.init_norm = None
-
-    def start(self) -> None:
-        c = self.recipe.checks
-        t0 = time.perf_counter()
-        _, self.init_loss = conv.evaluate(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
-        self.init_grad = conv.grad_norm(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
-        self.init_norm = _param_norm(self.model)
-        if c.grad_rule == "init" and math.isfinite(self.init_grad):
-            self.tol = max(float(c.grad_rel) * self.init_grad, 1e-12)
-        self.seconds += time.perf_counter() - t0
-
-    def gradient(self, model: Optional[nn.Module] = None, key: str = "grad_norm") -> float:
-        t0 = time.perf_counter()
-        gn = conv.grad_norm(model or self.model, self.x, self.y, self.recipe.procedure.loss_fn,
-                            self.recipe.checks.chunk)
-        self.seconds += time.perf_counter() - t0
-        self.last[key] = gn
-        return gn
-
-    def polished(self) -> nn.Module:
-        """The point the gradient and Hessian checks look at: the iterate after polish_steps
-        full-batch GD steps on a copy (convergence.polish), or the iterate itself."""
-        c = self.recipe.checks
-        if not c.polish_steps:
-            return self.model
-        t0 = time.perf_counter()
-        m, lam = conv.polish(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.polish_steps,
-                             c.chunk, self.seed)
-        self.seconds += time.perf_counter() - t0
-        self.last["polish_lambda"] = lam
-        return m
-
-    def hessian(self, model: Optional[nn.Module] = None) -> conv.HessianReport:
-        c = self.recipe.checks
-        model = model or self.model
-        t0 = time.perf_counter()
-        rep = conv.extreme_eigenvalues(model, self.x, self.y, self.recipe.procedure.loss_fn,
-                                       tol=c.lanczos_tol, max_iters=c.lanczos_iters, chunk=c.chunk, seed=self.seed)
-        if c.trace:
-            rep.trace = conv.hutchinson_trace(model, self.x, self.y, self.recipe.procedure.loss_fn,
-                                              c.trace_iters, self.seed)
-        self.seconds += time.perf_counter() - t0
-        self.last.update(min_eig=rep.min_eig, max_eig=rep.max_eig, lanczos_iters=rep.iterations,
-                         trace=rep.trace)
-        return rep
-
-    def degenerate(self, loss: float) -> bool:
-        """A plateau that is no minimum worth the name: the loss is above the loss at
-        initialisation, or the weights blew up (e.g. an lr so large that the ReLUs died)."""
-        if self.init_loss is None:
-            return False
-        blown = self.init_norm and _param_norm(self.model) > self.recipe.checks.blowup * self.init_norm
-        return (math.isfinite(self.init_loss) and loss > self.init_loss) or bool(blown)
-
-    def verdict(self, plateaued: bool) -> str:
-        """All three checks, cheapest first, the Hessian only when the others pass:
-        'verified' | 'degenerate' | 'not_flat' (still descending) | 'steep' (gradient above the
-        tolerance) | 'saddle' (a Hessian eigenvalue below min_eig, or no spectrum)."""
-        c = self.recipe.checks
-        self.runs += 1
-        if self.init_loss is not None:  # at a plateau or at the cap: a blown-up run is degenerate either way
-            t0 = time.perf_counter()
-            _, loss = conv.evaluate(self.model, self.x, self.y, self.recipe.procedure.loss_fn, c.chunk)
-            self.seconds += time.perf_counter() - t0
-            if self.degenerate(loss):
-                return "degenerate"
-            if plateaued and c.grad_rule == "descent" and math.isfinite(loss):
-                lr = float(self.recipe.procedure.lr)
-                self.tol = max(math.sqrt(c.rel_tol * max(loss, 0.0) / (lr * max(1, c.patience_steps))), 1e-12)
-        if not plateaued:
-            self.gradient()
-            return "not_flat"
-        self.gradient()  # at the iterate (recorded); the verdict reads the polished point's gradient
-        if self.tol is None:  # no finite loss to scale the tolerance by: cannot be verified
-            return "steep"
-        point = self.polished()
-        if point is not self.model and self.gradient(point, "grad_norm_polished") > self.tol:
-            return "steep"
-        if point is self.model and self.last["grad_norm"] > self.tol:
-            return "steep"
-        if not c.hessian:
-            return "verified"
-        rep = self.hessian(point)
-        return "verified" if math.isfinite(rep.min_eig) and rep.min_eig >= c.min_eig else "saddle"
-
-
 _HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
 
 
@@ -299,6 +196,42 @@ def batch_bounds(n: int, bs: int) -> list[tuple[int, int]]:
     return bounds
 
 
+@dataclass
+class Minibatches:
+    """An attempt's epoch layout at n samples: batch size, minibatch bounds, and its length in steps
+    (train.epochs epochs, never fewer than train.min_steps optimizer steps)."""
+
+    bs: int
+    bounds: list[tuple[int, int]]
+    total_steps: int
+
+    @property
+    def spe(self) -> int:
+        """Optimizer steps per epoch."""
+        return len(self.bounds)
+
+    def sizes(self, device) -> torch.Tensor:
+        """The minibatches' sizes (float64): the weights of the epoch's mean loss."""
+        return torch.tensor([hi - lo for lo, hi in self.bounds], dtype=torch.float64, device=device)
+
+    @staticmethod
+    def generator(g: Optional[torch.Generator], seed: int, device) -> torch.Generator:
+        """The minibatch order's generator: `g`, or one seeded with `seed`."""
+        return torch.Generator(device=device).manual_seed(seed) if g is None else g
+
+
+def minibatches(n: int, recipe: Recipe) -> Minibatches:
+    """The epoch layout of an attempt at n samples under `recipe` (full batch when batch_size is None)."""
+    bs = n if recipe.procedure.batch_size is None else min(int(recipe.procedure.batch_size), n)
+    bounds = batch_bounds(n, bs)
+    return Minibatches(bs, bounds, max(int(recipe.budget.epochs) * len(bounds), int(recipe.budget.min_steps)))
+
+
+def plateau_of(checks: Checks, stretch: float = 1.0) -> minimum.Plateau:
+    """A fresh plateau detector with the convergence.* settings (stretch: see minimum.Plateau)."""
+    return minimum.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing, stretch)
+
+
 def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                      g: Optional[torch.Generator] = None, seed: int = 0,
                      on_epoch: Optional[Callable[[nn.Module, dict], None]] = None) -> FitResult:
@@ -311,20 +244,17 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     t_start = time.perf_counter()
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
-    bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
-    bounds = batch_bounds(n, bs)
-    spe = len(bounds)
-    sizes = torch.tensor([hi - lo for lo, hi in bounds], dtype=torch.float64, device=x.device)
-    total_steps = max(int(budget.epochs) * spe, int(budget.min_steps))
-    if g is None:
-        g = torch.Generator(device=x.device).manual_seed(seed)
-    checker = _Checker(model, x, y, recipe, seed)
+    mb = minibatches(n, recipe)
+    bs, bounds, spe, total_steps = mb.bs, mb.bounds, mb.spe, mb.total_steps
+    sizes = mb.sizes(x.device)
+    g = mb.generator(g, seed, x.device)
+    checker = Checker(model, x, y, recipe, seed)
     checker.start()
     thr = float(recipe.fit_threshold)
     st = {"epochs": 0, "steps": 0, "acc": 0.0, "loss": float("nan")}
 
-    def new_plateau(stretch: float = 1.0) -> conv.Plateau:
-        return conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing, stretch)
+    def new_plateau(stretch: float = 1.0) -> minimum.Plateau:
+        return plateau_of(checks, stretch)
 
     def run_epoch(stepper) -> tuple[float, float]:
         """One epoch of minibatch steps; (batch-size-weighted mean loss, running accuracy)."""
@@ -361,14 +291,14 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
             on_epoch(model, {"epoch": st["epochs"], "step": st["steps"], "train_loss": ep_loss,
                              "online_acc": online_acc, "lr": stepper.optimizer.param_groups[0]["lr"]})
         if online_acc >= thr - budget.eval_margin or st["epochs"] % budget.eval_every == 0 or force_eval:
-            st["acc"], st["loss"] = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
+            st["acc"], st["loss"] = minimum.evaluate(model, x, y, proc.loss_fn, checks.chunk)
             if st["acc"] >= thr:
                 return "fitted"
             if not math.isfinite(st["loss"]):
                 return "diverged"
         return None
 
-    run = _converge if budget.policy == "converge" else _fixed
+    run = run_converge if budget.policy == "converge" else run_fixed
     stop_reason, plateau, extra = run(model, proc, budget, checks, checker, total_steps, spe, st,
                                       new_plateau, run_epoch, after_epoch)
 
@@ -376,113 +306,18 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         status = "diverged"
     elif stop_reason == "fitted":
         status = "fitted"
-        if checks.check_fitted:
-            checker.gradient()
-            if checks.hessian:
-                checker.hessian()
+        checker.fitted_checks()
     else:
         status = {"verified_minimum": "failed", "degenerate": "degenerate"}.get(stop_reason, "unverified")
-        st["acc"], st["loss"] = conv.evaluate(model, x, y, proc.loss_fn, checks.chunk)
+        st["acc"], st["loss"] = minimum.evaluate(model, x, y, proc.loss_fn, checks.chunk)
     last = checker.last
     loss_val = st["loss"]
     return FitResult(
         status=status, stop_reason=stop_reason, train_acc=st["acc"],
-        train_loss=_finite(loss_val) if loss_val == loss_val else None,
+        train_loss=finite_or_none(loss_val) if loss_val == loss_val else None,
         epochs=st["epochs"], steps=st["steps"], seconds=time.perf_counter() - t_start,
-        grad_norm=_finite(last.get("grad_norm")), plateaued=plateau.plateaued(st["steps"]),
-        min_eig=_finite(last.get("min_eig")), max_eig=_finite(last.get("max_eig")), trace=last.get("trace"),
-        lanczos_iters=last.get("lanczos_iters"), check_seconds=checker.seconds,
+        plateaued=plateau.plateaued(st["steps"]), **checker.fields(),
         verified=None if status in ("fitted", "diverged") else status == "failed", policy=budget.policy,
-        grad_tol=checker.tol, init_loss=_finite(checker.init_loss), init_grad_norm=_finite(checker.init_grad),
-        checks_run=checker.runs, grad_norm_polished=_finite(last.get("grad_norm_polished")),
-        polish_lambda=_finite(last.get("polish_lambda")), **extra,
+        grad_norm_polished=finite_or_none(last.get("grad_norm_polished")),
+        polish_lambda=finite_or_none(last.get("polish_lambda")), **extra,
     )
-
-
-def _converge(model, proc, budget: Budget, checks: Checks, checker: _Checker, cap: int, spe: int, st: dict,
-              new_plateau, run_epoch, after_epoch):
-    """train.policy=converge: constant lr; at each plateau the checks run, and an attempt not at a
-    verified minimum has its lr multiplied by lr_decay (a saddle keeps its lr: noise escapes it).
-    A plateau at lr factor f must last 1/f times as many epochs and steps: at half the lr the loss
-    falls half as fast, and a window of fixed length would call slow descent flat."""
-    cproc = copy.copy(proc)
-    cproc.schedule, cproc.warmup_fraction = "constant", 0.0
-    stepper = cproc.stepper(model, cap)
-    plateau = new_plateau()
-    factor, decays, stop = 1.0, 0, None
-    while stop is None:
-        ep_loss, online_acc = run_epoch(stepper)
-        at_cap = st["steps"] >= cap
-        stop = after_epoch(stepper, ep_loss, online_acc, plateau, at_cap)
-        if stop is not None:
-            break
-        if plateau.plateaued(st["steps"]) or at_cap:
-            verdict = checker.verdict(plateau.plateaued(st["steps"]))
-            if verdict == "verified":
-                stop = "verified_minimum"
-            elif verdict == "degenerate":
-                stop = "degenerate"
-            elif at_cap:
-                stop = "cap"
-            elif verdict != "saddle":
-                if factor * budget.lr_decay < budget.min_lr_factor * (1 - 1e-9):
-                    stop = "lr_floor"
-                    break
-                factor *= budget.lr_decay
-                decays += 1
-                for group in stepper.optimizer.param_groups:
-                    group["lr"] *= budget.lr_decay
-                stepper.scheduler.base_lrs = [b * budget.lr_decay for b in stepper.scheduler.base_lrs]
-            if stop is None:  # the next plateau spans the same lr-weighted time: 1 / factor as many steps
-                plateau = new_plateau(1.0 / factor)
-    grad_evals = stepper.grad_evals
-    return stop, plateau, {"lr_final": factor, "lr_decays": decays, "grad_evals": grad_evals}
-
-
-def _fixed(model, proc, budget: Budget, checks: Checks, checker: _Checker, total_steps: int, spe: int, st: dict,
-           new_plateau, run_epoch, after_epoch):
-    """train.policy=fixed: the procedure's schedule over the budget, then extensions at a lower lr."""
-    plateau = new_plateau()
-    extensions, grad_evals = 0, 0
-    round_steps, lr_scale = total_steps, 1.0
-    stop_reason = "budget"
-    while True:
-        stepper = proc.stepper(model, round_steps)
-        if lr_scale != 1.0:
-            for group in stepper.optimizer.param_groups:
-                group["lr"] *= lr_scale
-            stepper.scheduler.base_lrs = [b * lr_scale for b in stepper.scheduler.base_lrs]
-        round_epochs = math.ceil(round_steps / spe)
-        done = False
-        for ep in range(round_epochs):
-            ep_loss, online_acc = run_epoch(stepper)
-            last = ep == round_epochs - 1
-            reason = after_epoch(stepper, ep_loss, online_acc, plateau, last)
-            if reason is not None:
-                stop_reason, done = reason, True
-                break
-            if (checks.early_verdict and plateau.plateaued(st["steps"]) and not last
-                    and (st["epochs"] - plateau.best_epoch) % checks.check_every == 0):
-                verdict = checker.verdict(True)
-                if verdict in ("verified", "degenerate"):
-                    if verdict == "verified":
-                        st["acc"], st["loss"] = conv.evaluate(model, checker.x, checker.y, proc.loss_fn,
-                                                              checks.chunk)
-                    stop_reason = "verified_minimum" if verdict == "verified" else "degenerate"
-                    done = True
-                    break
-        grad_evals += stepper.grad_evals
-        if done:
-            break
-        # budget of this round spent without a fit: is it a verified minimum?
-        verdict = checker.verdict(plateau.plateaued(st["steps"]))
-        if verdict in ("verified", "degenerate"):
-            stop_reason = "verified_minimum" if verdict == "verified" else "degenerate"
-            break
-        if extensions >= budget.max_extensions:
-            stop_reason = "budget"
-            break
-        extensions += 1
-        round_steps = max(1, int(total_steps * budget.extension_fraction))
-        lr_scale = float(budget.extension_lr_factor)
-    return stop_reason, plateau, {"extensions": extensions, "grad_evals": grad_evals}
