@@ -43,7 +43,7 @@ def compose(overrides):
 
 
 def run(overrides, outdir):
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     t0 = time.perf_counter()
     res = run_job(compose(overrides), Path(outdir))

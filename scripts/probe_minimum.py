@@ -36,7 +36,8 @@ def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) ->
     from omegaconf import OmegaConf
 
     from flexnet.fit import minimum as conv
-    from flexnet import job as J
+    from flexnet import pipeline as J
+    from flexnet.oracle import Oracle
     from flexnet.__main__ import CONF_DIR, normalize_overrides
     from flexnet.fit.loop import train_to_minimum
     from flexnet.utils import generator
@@ -46,7 +47,7 @@ def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) ->
                                      resolve=True)
     s = J.setup(cfg)
     torch.set_num_threads(J.set_threads(cfg.get("threads", "auto"), s.plan.actual))
-    oracle = J.Oracle(s, journal=None, logger=None)
+    oracle = Oracle(s, journal=None, logger=None)
     seed, x, y, model = oracle._prepare(n, attempt)
     res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed)
     out = {"overrides": overrides, "n": n, "attempt": attempt, "params": s.plan.actual,

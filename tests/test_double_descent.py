@@ -13,7 +13,8 @@ import torch
 
 from conftest import compose, read_jsonl
 from flexnet import report as R
-from flexnet.job import CURVE_FILE, load_data, run_job
+from flexnet.pipeline import load_data, run_job
+from flexnet.records import CURVE_FILE
 from test_data import CIFAR10_NAMES, make_cifar
 from test_report import _config, _result
 

@@ -279,7 +279,7 @@ def test_quant8_at_most_256_values_per_tensor_after_every_step(opt):
 
 def test_quant8_budget_counts_bits():
     """A quant8 job at scaling.params=n builds a model with ~4n weights (same bits as fp32 with n)."""
-    from flexnet.job import setup
+    from flexnet.pipeline import setup
 
     base = {"seed": 0, "device": "cpu", "dataset": {"name": "gaussian", "num_samples": 200, "num_test": 10,
                                                     "dim": 16, "num_centers": 4, "separation": 1.0, "data_seed": 0,

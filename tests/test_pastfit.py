@@ -8,7 +8,8 @@ import torch
 
 from conftest import compose, read_jsonl
 from flexnet.errors import ConfigError
-from flexnet.job import CURVE_FILE, result_hash, run_job
+from flexnet.pipeline import run_job
+from flexnet.records import CURVE_FILE, result_hash
 from flexnet.optim import build_procedure
 from flexnet.fit.pastfit import length, train_past_fit
 from flexnet.fit.loop import Budget, Recipe, train_to_minimum

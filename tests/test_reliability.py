@@ -121,7 +121,7 @@ def test_every_shipped_config_validates():
 def test_config_is_checked_before_data_loads(tmp_path):
     """A bad search key is reported even though the dataset does not exist (nothing is loaded first)."""
     from flexnet.errors import ConfigError
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     cfg = compose(["dataset=cifar10", f"dataset.root={tmp_path / 'nothing'}", "search.resolution=2"])
     with pytest.raises(ConfigError) as e:

@@ -300,7 +300,7 @@ def test_grad_tol_auto_calibrates_and_is_recorded(tmp_path):
     import json
 
     from conftest import TINY, compose
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     cfg = compose([*TINY, "convergence.grad_tol=auto", "convergence.calibration_n=16"])
     res = run_job(cfg, tmp_path)

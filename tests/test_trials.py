@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TINY, compose
 from flexnet.errors import ConfigError
-from flexnet.job import run_job
+from flexnet.pipeline import run_job
 from flexnet.report import build_report
 from flexnet.search import SEARCHES, Attempt, run_trials
 

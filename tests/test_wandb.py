@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from flexnet.__main__ import CONF_DIR
-from flexnet.job import run_job
+from flexnet.pipeline import run_job
 from flexnet.loggers import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
                              wandb_records, wandb_run_id)
 from flexnet.loggers import main as inspect_offline

@@ -14,7 +14,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from flexnet.errors import ConfigError
-from flexnet.job import CURVE_FILE, run_job
+from flexnet.pipeline import run_job
+from flexnet.records import CURVE_FILE
 from flexnet.models import ARCHS, count_built_params, plan_model
 from flexnet.models.zhang_construction import ZhangConstruction
 from flexnet.optim import Stepper, build_procedure

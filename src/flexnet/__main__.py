@@ -96,7 +96,8 @@ def main(cfg: DictConfig) -> float:
     lock = None
     claimed = False
     try:
-        from .job import result_hash, run_job
+        from .pipeline import run_job
+        from .records import result_hash
         from .schema import DIRECTIVES, validate_config
 
         plain = _resolve(cfg)

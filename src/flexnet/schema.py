@@ -890,7 +890,7 @@ def validate_config(cfg: dict) -> None:
             except Bad as b:
                 raise ConfigError(f"{_fmt('convergence.' + b.key, values.get(b.key, b.value))}: {b.allowed}") from None
     # ranges of train:/convergence: as the training code defines them (the builders validate)
-    from .job import build_budget, build_checks
+    from .pipeline import build_budget, build_checks
 
     build_budget(cfg.get("train") or {})
     build_checks(cfg.get("convergence") or {})
