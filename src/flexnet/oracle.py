@@ -38,7 +38,7 @@ HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
 
 def past_fit(cfg: dict) -> bool:
     """search=fixed with search.stop_at_fit=false: train the whole fixed length past the first fit
-    (pastfit.py), recording the epoch of the first fit and a train/test curve."""
+    (fit/pastfit.py), recording the epoch of the first fit and a train/test curve."""
     return cfg["search"].get("name") == "fixed" and cfg["search"].get("stop_at_fit", True) is False
 
 

@@ -194,7 +194,7 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         batch = scfg.pop("batch_attempts", "auto")
         if batch == "auto":  # stacked models pay off on a GPU; on a 2-core CPU not even for trials (BENCHMARKS.md)
             batch = s.device.type == "cuda"
-        if past_fit(cfg):  # the stacked trainer (batched.py) stops at the fit
+        if past_fit(cfg):  # the stacked trainer (fit/stacked.py) stops at the fit
             batch = False
         common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
         if trials == 1:
