@@ -107,8 +107,8 @@ def bench_trials(lines, dev, tmp, trials=4, epochs=200):
 
 
 def bench_throughput(lines, dev, steps=3000, reps=5):
-    from flexnet.optim import build_procedure
     from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
+    from flexnet.optim import build_procedure
 
     g = torch.Generator().manual_seed(0)
     n, d, k, w, bs = 2048, 40, 10, 39, 128
@@ -172,9 +172,9 @@ def bench_throughput(lines, dev, steps=3000, reps=5):
 
 
 def bench_batched(lines, dev, epochs=40):
+    from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
     from flexnet.fit.stacked import train_batched
     from flexnet.optim import build_procedure
-    from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 
     n, d, k, w = 1024, 40, 10, 39
     rec = Recipe(build_procedure({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 128}, {"name": "none"}),

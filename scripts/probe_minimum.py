@@ -35,11 +35,11 @@ def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) ->
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from flexnet.fit import minimum as conv
     from flexnet import pipeline as J
-    from flexnet.oracle import Oracle
     from flexnet.__main__ import CONF_DIR, normalize_overrides
+    from flexnet.fit import minimum as conv
     from flexnet.fit.loop import train_to_minimum
+    from flexnet.oracle import Oracle
     from flexnet.utils import generator
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

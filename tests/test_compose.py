@@ -32,10 +32,10 @@ def test_procedure_builds(group, option):
 
 def test_registries_match_config_files():
     from flexnet.data import DATASETS, LABELINGS
-    from flexnet.search import SEARCHES
+    from flexnet.loggers import LOGGERS
     from flexnet.models import ARCHS, SCALINGS
     from flexnet.optim import OPTIMIZERS, REGULARIZERS, REPARAMS
-    from flexnet.loggers import LOGGERS
+    from flexnet.search import SEARCHES
 
     regs = {"dataset": DATASETS, "labeling": LABELINGS, "arch": ARCHS, "scaling": SCALINGS, "optimizer": OPTIMIZERS,
             "regularizer": REGULARIZERS, "reparam": REPARAMS, "search": SEARCHES, "logger": LOGGERS}

@@ -10,11 +10,11 @@ import torch
 import yaml
 from torch import nn
 
-from flexnet.fit import minimum as conv
 from flexnet.errors import ConfigError
+from flexnet.fit import minimum as conv
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 from flexnet.optim import apply_reparam, build_procedure
 from flexnet.optim.reparam import FastfoodProjection, fwht, quantized_tensors
-from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIMIZERS = ["sgd", "gd", "adam", "adamw", "shampoo"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 from flexnet.fit.minimum import Plateau, evaluate, extreme_eigenvalues, grad_norm
 from flexnet.optim import build_procedure
-from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 
 
 def _recipe(opt=None, **kw):

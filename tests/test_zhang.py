@@ -14,12 +14,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from flexnet.errors import ConfigError
-from flexnet.pipeline import run_job
-from flexnet.records import CURVE_FILE
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 from flexnet.models import ARCHS, count_built_params, plan_model
 from flexnet.models.zhang_construction import ZhangConstruction
 from flexnet.optim import Stepper, build_procedure
-from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
+from flexnet.pipeline import run_job
+from flexnet.records import CURVE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from .errors import require
 from .fit.loop import FitResult, Recipe, train_to_minimum
 from .fit.minimum import evaluate
 from .loggers import Logger
 from .optim import apply_reparam
 from .records import Journal, append_curve, drop_curve
 from .search import Attempt
-from .errors import require
 from .utils import derive_seed, generator, knobs, seeded_init
 
 if TYPE_CHECKING:
