@@ -1,7 +1,8 @@
 """train_to_minimum(model, x, y, recipe) -> FitResult.   Pure: no files, no logging side effects.
 
 Also what an attempt is given and returns (`Budget`, `Checks`, `Recipe`, `FitResult`) and its
-minibatch layout (`batch_bounds`, `minibatches`), which pastfit.py and stacked.py share.
+minibatch layout and epoch (`batch_bounds`, `minibatches`, `train_epoch`), which pastfit.py and
+stacked.py share.
 
 The loop keeps data on the device as tensors and draws minibatches by index
 (no DataLoader). Metrics are accumulated on the device and read once per
@@ -227,6 +228,34 @@ def minibatches(n: int, recipe: Recipe) -> Minibatches:
     return Minibatches(bs, bounds, max(int(recipe.budget.epochs) * len(bounds), int(recipe.budget.min_steps)))
 
 
+def train_epoch(model: nn.Module, stepper, x: torch.Tensor, y: torch.Tensor, mb: Minibatches,
+                sizes: torch.Tensor, g: torch.Generator, batch_transform=None) -> tuple[float, float]:
+    """One epoch of minibatch steps in train mode, in an order drawn from `g` (none at full batch);
+    `batch_transform` (augmentation) applied to each minibatch's inputs. Returns the epoch's
+    batch-size-weighted mean loss and running accuracy, read with one host synchronisation."""
+    n = int(x.shape[0])
+    model.train()
+    perm = torch.randperm(n, generator=g, device=x.device) if mb.bs < n else None
+    # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
+    # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
+    losses, hits, held, held_el = [], [], [], 0
+    for lo, hi in mb.bounds:
+        idx = perm[lo:hi] if perm is not None else None
+        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        if batch_transform is not None:
+            xb = batch_transform(xb, g)
+        loss, logits = stepper.step(xb, yb)
+        losses.append(loss)
+        held.append((logits, yb))
+        held_el += logits.numel()
+        if held_el >= _HITS_CHUNK:
+            hits.append(_hits(held))
+            held, held_el = [], 0
+    if held:
+        hits.append(_hits(held))
+    return float(torch.stack(losses).double() @ sizes) / n, int(torch.stack(hits).sum()) / n
+
+
 def plateau_of(checks: Checks, stretch: float = 1.0) -> minimum.Plateau:
     """A fresh plateau detector with the convergence.* settings (stretch: see minimum.Plateau)."""
     return minimum.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing, stretch)
@@ -245,7 +274,7 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
     mb = minibatches(n, recipe)
-    bs, bounds, spe, total_steps = mb.bs, mb.bounds, mb.spe, mb.total_steps
+    spe, total_steps = mb.spe, mb.total_steps
     sizes = mb.sizes(x.device)
     g = mb.generator(g, seed, x.device)
     checker = Checker(model, x, y, recipe, seed)
@@ -258,29 +287,10 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
 
     def run_epoch(stepper) -> tuple[float, float]:
         """One epoch of minibatch steps; (batch-size-weighted mean loss, running accuracy)."""
-        model.train()
-        perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-        # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
-        # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
-        losses, hits, held, held_el = [], [], [], 0
-        for lo, hi in bounds:
-            idx = perm[lo:hi] if perm is not None else None
-            xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-            if proc.batch_transform is not None:
-                xb = proc.batch_transform(xb, g)
-            loss, logits = stepper.step(xb, yb)
-            losses.append(loss)
-            held.append((logits, yb))
-            held_el += logits.numel()
-            if held_el >= _HITS_CHUNK:
-                hits.append(_hits(held))
-                held, held_el = [], 0
-        if held:
-            hits.append(_hits(held))
+        out = train_epoch(model, stepper, x, y, mb, sizes, g, proc.batch_transform)
         st["steps"] += spe
         st["epochs"] += 1
-        # one host synchronisation per epoch: batch-size-weighted mean loss, running accuracy
-        return float(torch.stack(losses).double() @ sizes) / n, int(torch.stack(hits).sum()) / n
+        return out
 
     def after_epoch(stepper, ep_loss: float, online_acc: float, plateau, force_eval: bool) -> Optional[str]:
         """Divergence, learning curve, fit check; a stop reason or None."""

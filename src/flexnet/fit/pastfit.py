@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from . import minimum
-from .loop import FitResult, Recipe, minibatches
+from .loop import FitResult, Recipe, minibatches, train_epoch
 
 POLICY = "past_fit"  # FitResult.policy and emc.json convergence.policy of these attempts
 
@@ -60,7 +60,7 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
     mb = minibatches(n, recipe)
-    bs, bounds, spe = mb.bs, mb.bounds, mb.spe
+    spe = mb.spe
     epochs, _ = length(n, recipe)
     sizes = mb.sizes(x.device)
     g = mb.generator(g, seed, x.device)
@@ -79,20 +79,9 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
         return a, (l if math.isfinite(l) else None)
 
     for epoch in range(1, epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-        losses, hits = [], []
-        for lo, hi in bounds:
-            xb, yb = (x, y) if perm is None else (x[perm[lo:hi]], y[perm[lo:hi]])
-            if proc.batch_transform is not None:
-                xb = proc.batch_transform(xb, g)
-            l_b, logits = stepper.step(xb, yb)
-            losses.append(l_b)
-            hits.append((logits.argmax(1) == yb).sum())
+        ep_loss, online = train_epoch(model, stepper, x, y, mb, sizes, g, proc.batch_transform)
         steps += spe
         done = epoch
-        ep_loss = float(torch.stack(losses).double() @ sizes) / n  # one host sync per epoch
-        online = int(torch.stack(hits).sum()) / n
         if not math.isfinite(ep_loss):
             stop = "diverged"
             break
