@@ -55,12 +55,9 @@ def _resolve(cfg: DictConfig) -> dict:
 
 
 def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
-    from .records import FITS_FILE
+    from .records import FITS_FILE, journalled
 
-    try:
-        done = sum(1 for l in (outdir / FITS_FILE).read_bytes().split(b"\n") if l.strip())
-    except OSError:
-        done = 0
+    done = journalled(outdir)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     where = str(outdir.parent) if multirun else str(outdir)
     cmd = " ".join(["python -m flexnet", *(["-m"] if multirun else []),

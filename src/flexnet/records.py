@@ -175,6 +175,14 @@ class Journal:
             os.close(fd)
 
 
+def journalled(outdir: Path) -> int:
+    """How many attempts a job directory's journal holds (its non-empty fits.jsonl lines; 0 without one)."""
+    try:
+        return sum(1 for l in (Path(outdir) / FITS_FILE).read_bytes().split(b"\n") if l.strip())
+    except OSError:
+        return 0
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
