@@ -34,7 +34,7 @@ from flexnet.config import compose  # noqa: E402  (the config `python -m flexnet
 
 
 def run(overrides, outdir):
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     t0 = time.perf_counter()
     res = run_job(compose(overrides), Path(outdir))
@@ -98,8 +98,8 @@ def bench_trials(lines, dev, tmp, trials=4, epochs=200):
 
 
 def bench_throughput(lines, dev, steps=3000, reps=5):
+    from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
     from flexnet.optim import build_procedure
-    from flexnet.train import Budget, Checks, Recipe, train_to_minimum
 
     g = torch.Generator().manual_seed(0)
     n, d, k, w, bs = 2048, 40, 10, 39, 128
@@ -163,9 +163,9 @@ def bench_throughput(lines, dev, steps=3000, reps=5):
 
 
 def bench_batched(lines, dev, epochs=40):
-    from flexnet.batched import train_batched
+    from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
+    from flexnet.fit.stacked import train_batched
     from flexnet.optim import build_procedure
-    from flexnet.train import Budget, Checks, Recipe, train_to_minimum
 
     n, d, k, w = 1024, 40, 10, 39
     rec = Recipe(build_procedure({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 128}, {"name": "none"}),

@@ -33,16 +33,17 @@ from pathlib import Path
 def probe(overrides: list[str], n: int, attempt: int, evals: int, every: int) -> dict:
     import torch
 
-    from flexnet import convergence as conv
-    from flexnet import job as J
+    from flexnet import pipeline as J
     from flexnet.config import compose
-    from flexnet.train import train_to_minimum
+    from flexnet.fit import minimum as conv
+    from flexnet.fit.loop import train_to_minimum
+    from flexnet.oracle import Oracle
     from flexnet.utils import generator
 
     cfg = compose(overrides)
     s = J.setup(cfg)
     torch.set_num_threads(J.set_threads(cfg.get("threads", "auto"), s.plan.actual))
-    oracle = J.Oracle(s, journal=None, logger=None)
+    oracle = Oracle(s, journal=None, logger=None)
     seed, x, y, model = oracle._prepare(n, attempt)
     res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed)
     out = {"overrides": overrides, "n": n, "attempt": attempt, "params": s.plan.actual,

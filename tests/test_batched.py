@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from flexnet.batched import batchable, train_batched
-from flexnet.emc import Attempt, bisect_search
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
+from flexnet.fit.stacked import batchable, train_batched
 from flexnet.optim import build_procedure
-from flexnet.train import Budget, Checks, Recipe, train_to_minimum
+from flexnet.search import Attempt, bisect_search
 
 
 def _setup(K, n, seed=0):

@@ -86,7 +86,7 @@ def test_unknown_option_is_clear(tmp_path):
 @pytest.mark.slow  # ~3 s here
 def test_start_ratio_scales_the_first_size_with_the_model(tmp_path):
     from conftest import compose
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     res = run_job(compose([*TINY, "search.start_ratio=0.1"]), tmp_path)
     first = read_jsonl(tmp_path / "fits.jsonl")[0]

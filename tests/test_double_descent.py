@@ -15,7 +15,8 @@ from conftest import compose, read_jsonl
 from flexnet.analysis.cli import main as report_main
 from flexnet.analysis.double_descent import emc_crossing, epoch_curve
 from flexnet.analysis.figures_fixed import EPOCHS_FIGURE
-from flexnet.job import CURVE_FILE, load_data, run_job
+from flexnet.pipeline import load_data, run_job
+from flexnet.records import CURVE_FILE
 from test_data import CIFAR10_NAMES, make_cifar
 from test_report import _config, _result, make_report
 

@@ -140,8 +140,7 @@ def test_permuted_inputs_test_accuracy_is_measured_on_permuted_images(tmp_path):
     its training task (well above chance); on the un-permuted images it would be near chance."""
     from conftest import compose
 
-    from flexnet.convergence import evaluate
-    from flexnet.job import load_data, run_job
+    from flexnet.pipeline import load_data, run_job
 
     cfg = compose(["dataset=digits", "labeling=permuted_inputs", "search=fixed", "search.n=600", "scaling.params=3000",
                    "optimizer=adam", "optimizer.lr=0.01", "train.policy=fixed", "train.epochs=40", "train.min_steps=0",

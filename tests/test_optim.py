@@ -10,11 +10,11 @@ import torch
 import yaml
 from torch import nn
 
-from flexnet import convergence as conv
 from flexnet.errors import ConfigError
+from flexnet.fit import minimum as conv
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 from flexnet.optim import apply_reparam, build_procedure
 from flexnet.optim.reparam import FastfoodProjection, fwht, quantized_tensors
-from flexnet.train import Budget, Checks, Recipe, train_to_minimum
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIMIZERS = ["sgd", "gd", "adam", "adamw", "shampoo"]
@@ -279,7 +279,7 @@ def test_quant8_at_most_256_values_per_tensor_after_every_step(opt):
 
 def test_quant8_budget_counts_bits():
     """A quant8 job at scaling.params=n builds a model with ~4n weights (same bits as fp32 with n)."""
-    from flexnet.job import setup
+    from flexnet.pipeline import setup
 
     base = {"seed": 0, "device": "cpu", "dataset": {"name": "gaussian", "num_samples": 200, "num_test": 10,
                                                     "dim": 16, "num_centers": 4, "separation": 1.0, "data_seed": 0,

@@ -8,10 +8,11 @@ import torch
 
 from conftest import compose, read_jsonl
 from flexnet.errors import ConfigError
-from flexnet.job import CURVE_FILE, result_hash, run_job
+from flexnet.fit.loop import Budget, Recipe, train_to_minimum
+from flexnet.fit.pastfit import length, train_past_fit
 from flexnet.optim import build_procedure
-from flexnet.pastfit import length, train_past_fit
-from flexnet.train import Budget, Recipe, train_to_minimum
+from flexnet.pipeline import run_job
+from flexnet.records import CURVE_FILE, result_hash
 
 # digits, n = 100, a 3000-parameter MLP: fitted within ~20 epochs by Adam at 1e-2
 BASE = ["dataset=digits", "search=fixed", "search.n=100", "scaling.params=3000", "optimizer=adam",

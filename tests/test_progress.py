@@ -11,7 +11,7 @@ from conftest import TINY, compose
 
 def _run(tmp_path, overrides):
     """One size (search=fixed at n=32), up to 4 attempts of a few epochs: about a second."""
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     return run_job(compose(TINY + ["labeling=random_labels", "search=fixed", "search.n=32", "curve=false", *overrides]),
                    tmp_path / "run")
@@ -20,9 +20,9 @@ def _run(tmp_path, overrides):
 def test_heartbeat_lines_in_the_log(tmp_path, monkeypatch, caplog):
     """progress=log: a line with epoch, step, loss, accuracy and lr at most every HEARTBEAT_S seconds
     of an attempt (0 here, so every epoch of this tiny search qualifies)."""
-    from flexnet import job
+    from flexnet import oracle
 
-    monkeypatch.setattr(job, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(oracle, "HEARTBEAT_S", 0.0)
     with caplog.at_level(logging.INFO, logger="flexnet"):
         res = _run(tmp_path, ["progress=log"])
     beats = [r.getMessage() for r in caplog.records if "so far" in r.getMessage()]
@@ -58,6 +58,6 @@ def test_bad_progress_value_is_one_line(value):
 
 
 def test_progress_does_not_change_the_config_hash():
-    from flexnet.job import result_hash
+    from flexnet.records import result_hash
 
     assert result_hash(compose(["progress=false"])) == result_hash(compose([]))

@@ -121,7 +121,7 @@ def test_every_shipped_config_validates():
 def test_config_is_checked_before_data_loads(tmp_path):
     """A bad search key is reported even though the dataset does not exist (nothing is loaded first)."""
     from flexnet.errors import ConfigError
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     cfg = compose(["dataset=cifar10", f"dataset.root={tmp_path / 'nothing'}", "search.resolution=2"])
     with pytest.raises(ConfigError) as e:
@@ -316,7 +316,7 @@ def test_ctrl_c_on_a_parallel_sweep_stops_its_jobs_and_prints_the_resume_command
 # ------------------------------------------------------------------ the journal, record by record
 
 def test_journal_sets_aside_bad_records(tmp_path, capsys):
-    from flexnet.tracking import REJECTED_FILE, Journal
+    from flexnet.records import REJECTED_FILE, Journal
 
     path = tmp_path / "fits.jsonl"
     good = {"n": 16, "attempt": 0, "status": "fitted", "fitted": True, "train_acc": 1.0, "seconds": 0.5,
@@ -402,7 +402,7 @@ def test_wandb_online_failure_keeps_metrics_offline(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from test_wandb import _key, _summary, finished_records
 
-    from flexnet.tracking import make_logger
+    from flexnet.loggers import make_logger
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

@@ -312,7 +312,7 @@ def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
     the change per cap, and --converged-only keeps only certified EMCs."""
     from conftest import TINY, compose
 
-    from flexnet.job import run_job
+    from flexnet.pipeline import run_job
 
     for policy in ("converge", "fixed"):
         for num, cap in enumerate((40, 160)):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flexnet.tracking import Journal
+from flexnet.records import Journal
 
 ROOT = Path(__file__).resolve().parents[1]
 # ~10 fit attempts of 0.1-3 s each on one CPU thread (no Hessian check, no extensions)

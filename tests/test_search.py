@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from flexnet.emc import Attempt, SEARCHES, bisect_search, fixed_search, linear_search
 from flexnet.errors import ConfigError
+from flexnet.search import Attempt, SEARCHES, bisect_search, fixed_search, linear_search
 
 
 class Monotone:

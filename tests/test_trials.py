@@ -8,11 +8,10 @@ import threading
 import pytest
 
 from conftest import TINY, compose
-from flexnet.emc import SEARCHES, Attempt
 from flexnet.errors import ConfigError
-from flexnet.job import run_job
 from flexnet.analysis.build import build_report, write_report
-from flexnet.trials import run_trials
+from flexnet.pipeline import run_job
+from flexnet.search import SEARCHES, Attempt, run_trials
 
 # random labels, one size class that is clearly over capacity: searches that fail, retry and diverge
 BASE = TINY + ["labeling=random_labels", "convergence.hessian=false", "search.max_attempts=2"]

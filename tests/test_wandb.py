@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from flexnet.config import compose
-from flexnet.job import run_job
-from flexnet.tracking import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
-                              wandb_records, wandb_run_id)
-from flexnet.tracking import main as inspect_offline
+from flexnet.loggers import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
+                             wandb_records, wandb_run_id)
+from flexnet.loggers import main as inspect_offline
+from flexnet.pipeline import run_job
 
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
@@ -19,7 +19,7 @@ TINY = ["dataset=digits", "train.epochs=5", "train.min_steps=20", "search.start=
         "search.resolution=0.5", "convergence.hessian=false", "scaling.params=2000"]
 
 def read_wandb_records(path: Path) -> list:
-    """Records of a `.wandb` transaction log (flexnet's reader, which `python -m flexnet.tracking` uses)."""
+    """Records of a `.wandb` transaction log (flexnet's reader, which `python -m flexnet.loggers` uses)."""
     return wandb_records(path)
 
 
@@ -168,7 +168,7 @@ def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypa
 def test_offline_run_has_per_epoch_training_curves_and_a_readable_name(tmp_path, monkeypatch, capsys):
     """Every epoch of every attempt is a history row (train/loss, train/online_acc, train/lr, ...)
     against the job's cumulative optimizer step; a single run is named after its model and data;
-    `python -m flexnet.tracking <offline run dir>` prints them back without uploading anything."""
+    `python -m flexnet.loggers <offline run dir>` prints them back without uploading anything."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
@@ -200,4 +200,4 @@ def test_offline_run_has_per_epoch_training_curves_and_a_readable_name(tmp_path,
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert lines[:-1] == run["history"] and lines[-1]["summary"]["emc"] == result["emc"]
     assert inspect_offline([str(tmp_path)]) == 2  # not a run: one line on stderr
-    assert capsys.readouterr().err.startswith("flexnet.tracking: error: ")
+    assert capsys.readouterr().err.startswith("flexnet.loggers: error: ")

@@ -13,11 +13,12 @@ import torch
 
 from flexnet.config import compose
 from flexnet.errors import ConfigError
-from flexnet.job import CURVE_FILE, run_job
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
 from flexnet.models import ARCHS, count_built_params, plan_model
 from flexnet.models.zhang_construction import ZhangConstruction
 from flexnet.optim import Stepper, build_procedure
-from flexnet.train import Budget, Checks, Recipe, train_to_minimum
+from flexnet.pipeline import run_job
+from flexnet.records import CURVE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["convergence.hessian=false", "train.max_extensions=0", "logger=none"]

@@ -31,7 +31,7 @@ def _job_info() -> dict:
         info["sweep_dir"] = hc.sweep.dir
     # the W&B run id (sweep dir + job number, or the run dir), recorded in emc.json: the same for a
     # restarted or requeued job, so it resumes its W&B run
-    from .tracking import wandb_run_id
+    from .loggers import wandb_run_id
 
     info["run_id"] = wandb_run_id(Path(hc.runtime.output_dir), info)
     return info
@@ -48,12 +48,9 @@ def _resolve(cfg: DictConfig) -> dict:
 
 
 def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
-    from .tracking import FITS_FILE
+    from .records import FITS_FILE, journalled
 
-    try:
-        done = sum(1 for l in (outdir / FITS_FILE).read_bytes().split(b"\n") if l.strip())
-    except OSError:
-        done = 0
+    done = journalled(outdir)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     where = str(outdir.parent) if multirun else str(outdir)
     cmd = " ".join(["python -m flexnet", *(["-m"] if multirun else []),
@@ -89,7 +86,8 @@ def main(cfg: DictConfig) -> float:
     lock = None
     claimed = False
     try:
-        from .job import result_hash, run_job
+        from .pipeline import run_job
+        from .records import result_hash
         from .schema import DIRECTIVES, validate_config
 
         plain = _resolve(cfg)
@@ -136,6 +134,17 @@ def hc_config():
     return HydraConfig.instance().cfg
 
 
+def _where(group: str) -> str:
+    """`(conf/<group>/<name>.yaml; code: <module>)` for a group with a registry, else ''."""
+    from .registry import option_hint, registries
+
+    try:
+        reg = registries().get(group)
+    except Exception:  # an error line never fails on its hint
+        return ""
+    return option_hint(group, [reg.module_of(n) for n in reg]) if reg is not None else ""
+
+
 def _hydra_error_line(e: BaseException) -> str:
     """Hydra's composition errors (unknown option, override of a key that does not exist, bad
     override syntax) as one line."""
@@ -150,7 +159,7 @@ def _hydra_error_line(e: BaseException) -> str:
             if l.endswith(":") or "=" in l:  # "Config search path:" and its provider lines
                 break
             opts.append(l)
-        return f"{group}={name!r}: unknown option; allowed: {', '.join(opts)}"
+        return f"{group}={name!r}: unknown option; allowed: {', '.join(opts)} {_where(group)}".rstrip()
     if first.startswith("Could not override '"):
         key = first.split("'")[1]
         hint = next((l for l in lines if l.startswith("To append")), "")

@@ -86,10 +86,10 @@ class Registry(Generic[T]):
 def registries() -> dict[str, Registry]:
     """Every config group's registry (group -> Registry), filled (importing a package registers its options)."""
     from .data import DATASETS, LABELINGS
-    from .emc import SEARCHES
+    from .search import SEARCHES
     from .models import ARCHS, SCALINGS
     from .optim import OPTIMIZERS, REGULARIZERS, REPARAMS
-    from .tracking import LOGGERS
+    from .loggers import LOGGERS
 
     regs = (DATASETS, LABELINGS, ARCHS, SCALINGS, OPTIMIZERS, REGULARIZERS, REPARAMS, SEARCHES, LOGGERS)
     return {r.group: r for r in regs}

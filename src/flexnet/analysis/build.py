@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..tracking import CURVE_FILE
-from .collect import REPORT_DIR, Collection, Job, collect, read_curve
+from ..records import CURVE_FILE
+from ..records import read_curve
+from .collect import REPORT_DIR, Collection, Job, collect
 from .double_descent import INTERPOLATION_TOL, double_descent_summary, emc_line
 from .figures import draw_figures
 from .labels import group_label, series_keys, short_label, varying_keys

@@ -12,7 +12,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ..tracking import CURVE_FILE, FITS_FILE, RESULT_FILE, RESULT_NEUTRAL_KEYS, flatten
+from ..loggers import flatten
+from ..records import CURVE_FILE, FITS_FILE, RESULT_FILE, RESULT_NEUTRAL_KEYS
 
 REPORT_DIR = "report"
 # config keys that never define a result or a group
@@ -146,22 +147,6 @@ def collect(dirs: Iterable[Path]) -> Collection:
     broken_dirs = {p.parent.resolve() for p, _ in col.broken}
     col.unfinished = sorted(c for c in candidates if c not in finished and c not in broken_dirs)
     return col
-
-
-def read_curve(path: Path) -> list[dict]:
-    out = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out
 
 
 def first_attempt(curve: list[dict]) -> list[dict]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ..tracking import sweep_group_name, wandb_mode
+from ..loggers import sweep_group_name, wandb_mode
 
 if TYPE_CHECKING:
     from .build import Report

@@ -8,7 +8,7 @@ factorisation in float64; a K that is numerically singular (e.g. duplicated poin
 to the Hermitian pseudo-inverse (still the minimum-norm solution, which interpolates whenever
 duplicates agree on their label).
 
-Solved, not trained: flexnet's fit oracle calls ``fit_closed_form(x, y)`` (job.py).
+Solved, not trained: flexnet's fit oracle calls ``fit_closed_form(x, y)`` (oracle.py).
 Capacity by construction: ``n_points`` centres. The parameters counted are the coefficients
 alpha, n_points x k (the stored centres are data, kept as a buffer); with ``scaling=width``,
 n_points = params / k. Given m <= n_points points all of them are centres; given more, the

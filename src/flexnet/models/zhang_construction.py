@@ -9,7 +9,7 @@ and solve the lower-triangular system A w = y with A_ij = relu(t_i - b_j) (posit
 so the solution exists and is unique).
 
 The model is solved, not trained: flexnet's fit oracle calls ``fit_closed_form(x, y)``
-instead of training (see job.py) and then evaluates accuracy as for any model.
+instead of training (see oracle.py) and then evaluates accuracy as for any model.
 
 Classes. ``output=index`` (default; the theorem's count 2n + d) regresses the class index:
 the scalar c(x) is decoded by the fixed, parameter-free logits ``-(c(x) - j)^2`` for j = 0..k-1,

@@ -1,7 +1,7 @@
 """Data augmentation as a regularizer (Zhang et al. 2017's "data augmentation" column):
 random crop with zero padding and random horizontal flip, for image inputs (N x C x H x W).
 
-`regularizer=augment` sets `Procedure.batch_transform`, which train.py applies to every
+`regularizer=augment` sets `Procedure.batch_transform`, which fit/loop.py applies to every
 training minibatch, so each epoch trains on a new augmented view while labels stay fixed.
 The running (online) loss and accuracy of an epoch are then on the augmented stream, as Zhang
 et al. report; the fit verdict and the minimum checks use the clean subset (convergence.evaluate).

@@ -46,8 +46,7 @@ class Stepper:
         self.procedure = procedure
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = procedure.make_optimizer(params)
-        lam = SCHEDULES[procedure.schedule](int(total_steps), int(procedure.warmup_fraction * total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lam)
+        self.scheduler = procedure.make_scheduler(self.optimizer, total_steps)
         self.grad_evals = 0  # gradient evaluations so far (SAM takes two per step)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +96,11 @@ class Procedure:
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         return OPTIMIZERS.get(self.optimizer)(params, lr=self.lr, weight_decay=self.weight_decay,
                                               **self.optimizer_knobs)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """The lr schedule (`schedule`, `warmup_fraction`) over `total_steps` optimizer steps."""
+        lam = SCHEDULES[self.schedule](int(total_steps), int(self.warmup_fraction * total_steps))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
 
     def stepper(self, model: nn.Module, total_steps: int) -> Stepper:
         return self.stepper_cls(model, self, total_steps, **self.stepper_knobs)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import require
-from .base import OPTIMIZERS, REGULARIZERS, SCHEDULES, Procedure, Stepper
+from .base import OPTIMIZERS, REGULARIZERS, Procedure, Stepper
 
 
 @REGULARIZERS.register("none")
@@ -64,8 +64,7 @@ class SAMStepper(Stepper):
         # so the lr scheduler below drives the base optimizer's learning rate.
         self.optimizer = SAM(params, base_optimizer=factory, rho=float(rho), adaptive=bool(adaptive),
                              lr=procedure.lr, weight_decay=procedure.weight_decay, **knobs)
-        lam = SCHEDULES[procedure.schedule](int(total_steps), int(procedure.warmup_fraction * total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lam)
+        self.scheduler = procedure.make_scheduler(self.optimizer, total_steps)
         self.grad_evals = 0
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

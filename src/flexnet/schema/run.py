@@ -16,14 +16,14 @@ from .optim import NameOnly
 
 def fit_module() -> Any:
     """The module of the fit loop (Budget, Checks, GRAD_RULES): the one import of it in this package."""
-    from .. import train
+    from ..fit import loop
 
-    return train
+    return loop
 
 
 def check_fit_ranges(cfg: dict) -> None:
     """Ranges of train:/convergence: as the training code defines them (the builders validate)."""
-    from ..job import build_budget, build_checks
+    from ..pipeline import build_budget, build_checks
 
     build_budget(cfg.get("train") or {})
     build_checks(cfg.get("convergence") or {})
@@ -114,7 +114,7 @@ SEARCH_SCHEMAS: dict[str, type] = {"bisect": Bisect, "linear": Linear, "fixed": 
 LOGGER_SCHEMAS: dict[str, type] = {"none": NameOnly, "wandb": Wandb}
 
 
-# ---- train: and convergence: (extend here, or add a field to Budget / Checks in train.py)
+# ---- train: and convergence: (extend here, or add a field to Budget / Checks in fit/loop.py)
 # keys of `train:` / `convergence:` that are not fields of Budget / Checks: name -> (type, default)
 TRAIN_EXTRA: dict[str, tuple[Any, Any]] = {}
 CONVERGENCE_EXTRA: dict[str, tuple[Any, Any]] = {

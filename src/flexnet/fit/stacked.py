@@ -25,9 +25,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import convergence as conv
-from .optim import SCHEDULES, Procedure, Stepper
-from .train import FitResult, Recipe, _Checker, _finite, batch_bounds, train_to_minimum
+from ..optim import Procedure, Stepper
+from . import minimum
+from .checks import Checker, finite_or_none
+from .loop import FitResult, Recipe, minibatches, plateau_of, train_to_minimum
+from .policies import early_check_due, extension_round, scale_lr
 
 ELEMENTWISE = {"sgd", "gd", "adam", "adamw"}
 
@@ -51,10 +53,8 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
     thr = float(recipe.fit_threshold)
     X, Y = torch.stack(xs), torch.stack(ys)
-    bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
-    bounds = batch_bounds(n, bs)
-    spe = len(bounds)
-    total_steps = max(int(budget.epochs) * spe, int(budget.min_steps))
+    mb = minibatches(n, recipe)
+    bs, bounds, spe, total_steps = mb.bs, mb.bounds, mb.spe, mb.total_steps
     params, buffers = stack_module_state(models)
     names = list(params)
     base = copy.deepcopy(models[0]).to("meta")
@@ -88,11 +88,10 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                 loss += per_model_loss(lg, yy).double() * yy.shape[1]
         return (acc / n).cpu(), (loss / n).cpu()
 
-    plateaus = [conv.Plateau(checks.patience, checks.patience_steps, checks.rel_tol, checks.smoothing) for _ in range(K)]
-    checkers = [_Checker(models[k], xs[k], ys[k], recipe, seeds[k]) for k in range(K)]
+    plateaus = [plateau_of(checks) for _ in range(K)]
+    checkers = [Checker(models[k], xs[k], ys[k], recipe, seeds[k]) for k in range(K)]
     for c in checkers:  # loss, gradient and weight norm at initialisation (the checks' reference)
         c.start()
-    results: list[Optional[FitResult]] = [None] * K
     info = [dict(epochs=0, steps=0, acc=0.0, loss=float("nan"), verified=None, ext=0, t_end=None,
                  reason="budget") for _ in range(K)]
     active = [True] * K
@@ -109,12 +108,9 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
 
     while any(active):
         opt = proc.make_optimizer(list(params.values()))
-        lam = SCHEDULES[proc.schedule](round_steps, int(proc.warmup_fraction * round_steps))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+        sched = proc.make_scheduler(opt, round_steps)
         if lr_scale != 1.0:
-            for group in opt.param_groups:
-                group["lr"] *= lr_scale
-            sched.base_lrs = [b * lr_scale for b in sched.base_lrs]
+            scale_lr(opt, sched, lr_scale)
         round_epochs = math.ceil(round_steps / spe)
         for ep in range(round_epochs):
             mask = torch.tensor(active, device=X.device, dtype=X.dtype)
@@ -156,12 +152,11 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                             finish(k, "fitted")
             for k in range(K):
                 p = plateaus[k]
-                if (active[k] and checks.early_verdict and not last and p.plateaued(steps)
-                        and (epochs - p.best_epoch) % checks.check_every == 0):
+                if active[k] and early_check_due(checks, p, steps, epochs, last):
                     write_back(k)
                     verdict = checkers[k].verdict(True)
                     if verdict == "verified":
-                        a, l = conv.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
+                        a, l = minimum.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
                         info[k].update(acc=a, loss=l)
                         finish(k, "verified_minimum", True)
                     elif verdict == "degenerate":
@@ -185,8 +180,7 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
         if not any(active):
             break
         extensions += 1
-        round_steps = max(1, int(total_steps * budget.extension_fraction))
-        lr_scale = float(budget.extension_lr_factor)
+        round_steps, lr_scale = extension_round(total_steps, budget)
 
     out = []
     for k in range(K):
@@ -196,20 +190,13 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
                 q.copy_(snaps[k][name])
         status = {"diverged": "diverged", "fitted": "fitted", "degenerate": "degenerate"}.get(i["reason"],
                                                                     "failed" if i["verified"] else "unverified")
-        if status == "fitted" and checks.check_fitted:
-            checkers[k].gradient()
-            if checks.hessian:
-                checkers[k].hessian()
+        if status == "fitted":
+            checkers[k].fitted_checks()
         if status in ("failed", "unverified", "degenerate"):
-            i["acc"], i["loss"] = conv.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
-        last = checkers[k].last
+            i["acc"], i["loss"] = minimum.evaluate(models[k], xs[k], ys[k], proc.loss_fn, checks.chunk)
         out.append(FitResult(
-            status=status, stop_reason=i["reason"], train_acc=i["acc"], train_loss=_finite(i["loss"]),
+            status=status, stop_reason=i["reason"], train_acc=i["acc"], train_loss=finite_or_none(i["loss"]),
             epochs=i["epochs"], steps=i["steps"], seconds=(i["t_end"] or time.perf_counter()) - t0,
-            grad_norm=_finite(last.get("grad_norm")), plateaued=plateaus[k].plateaued(i["steps"]),
-            min_eig=_finite(last.get("min_eig")), max_eig=_finite(last.get("max_eig")), trace=last.get("trace"),
-            lanczos_iters=last.get("lanczos_iters"), check_seconds=checkers[k].seconds, extensions=i["ext"],
-            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"], policy="fixed",
-            grad_tol=checkers[k].tol, init_loss=_finite(checkers[k].init_loss),
-            init_grad_norm=_finite(checkers[k].init_grad), checks_run=checkers[k].runs))
+            plateaued=plateaus[k].plateaued(i["steps"]), **checkers[k].fields(), extensions=i["ext"],
+            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"], policy="fixed"))
     return out

@@ -210,7 +210,7 @@ def hutchinson_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     """Hessian trace estimate by PyHessian (Hutchinson), its global RNG use scoped to `seed`."""
     from pyhessian import hessian as PyHessian
 
-    from .utils import seeded_init
+    from ..utils import seeded_init
 
     import warnings
 
@@ -235,8 +235,8 @@ class Plateau:
     `patience` epochs *and* `patience_steps` optimizer steps.
     """
 
-    def __init__(self, patience: int = 10, patience_steps: int = 200, rel_tol: float = 1e-3,
-                 smoothing: float = 0.5, stretch: float = 1.0):
+    def __init__(self, patience: int, patience_steps: int, rel_tol: float, smoothing: float, stretch: float = 1.0):
+        # the settings' defaults live in one place: fit.loop.Checks (conf/config.yaml's convergence.*)
         # stretch: the window in epochs and steps is this many times longer (the converge policy
         # passes 1 / lr factor, so that a plateau always spans the same lr-weighted time)
         self.patience = int(math.ceil(int(patience) * stretch))

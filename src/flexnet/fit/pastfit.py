@@ -14,7 +14,7 @@ as `train.policy=fixed`), on the optimizer's schedule over that length (`optimiz
 plateau / lr decay nor the minimum checks apply: the attempt ends `fitted` when the subset is fitted
 at the end, `diverged` on a non-finite loss, else `unverified` (stop reason `budget`).
 
-Pure like train.py (no files): the caller writes the curve from `on_curve` and the record from
+Pure like loop.py (no files): the caller writes the curve from `on_curve` and the record from
 `extra`. Evaluations are in eval mode on the whole subset and the whole test split; their losses are
 plain cross-entropy (the test split's loss; label smoothing, if any, only shapes `train_loss`, the
 mean training objective over the epoch's minibatches). They run every `curve_every` epochs (and at
@@ -30,8 +30,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from . import convergence as conv
-from .train import FitResult, Recipe, batch_bounds
+from . import minimum
+from .loop import FitResult, Recipe, minibatches, train_epoch
 
 POLICY = "past_fit"  # FitResult.policy and emc.json convergence.policy of these attempts
 
@@ -39,10 +39,8 @@ POLICY = "past_fit"  # FitResult.policy and emc.json convergence.policy of these
 def length(n: int, recipe: Recipe) -> tuple[int, int]:
     """(epochs, steps per epoch) of a past-fit attempt at n samples: train.epochs epochs, never
     fewer than train.min_steps optimizer steps (whole epochs)."""
-    bs = n if recipe.procedure.batch_size is None else min(int(recipe.procedure.batch_size), n)
-    spe = len(batch_bounds(n, bs))
-    steps = max(int(recipe.budget.epochs) * spe, int(recipe.budget.min_steps))
-    return -(-steps // spe), spe
+    mb = minibatches(n, recipe)
+    return -(-mb.total_steps // mb.spe), mb.spe
 
 
 def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
@@ -61,13 +59,11 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
     t0 = time.perf_counter()
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
-    bs = n if proc.batch_size is None else min(int(proc.batch_size), n)
-    bounds = batch_bounds(n, bs)
-    spe = len(bounds)
+    mb = minibatches(n, recipe)
+    spe = mb.spe
     epochs, _ = length(n, recipe)
-    sizes = torch.tensor([hi - lo for lo, hi in bounds], dtype=torch.float64, device=x.device)
-    if g is None:
-        g = torch.Generator(device=x.device).manual_seed(seed)
+    sizes = mb.sizes(x.device)
+    g = mb.generator(g, seed, x.device)
     stepper = proc.stepper(model, epochs * spe)
     thr = float(recipe.fit_threshold)
     every = max(1, int(curve_every))
@@ -79,24 +75,13 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
     def test_eval() -> tuple[Optional[float], Optional[float]]:
         if not has_test:
             return None, None
-        a, l = conv.evaluate(model, x_test, y_test, None, checks.chunk)
+        a, l = minimum.evaluate(model, x_test, y_test, None, checks.chunk)
         return a, (l if math.isfinite(l) else None)
 
     for epoch in range(1, epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=g, device=x.device) if bs < n else None
-        losses, hits = [], []
-        for lo, hi in bounds:
-            xb, yb = (x, y) if perm is None else (x[perm[lo:hi]], y[perm[lo:hi]])
-            if proc.batch_transform is not None:
-                xb = proc.batch_transform(xb, g)
-            l_b, logits = stepper.step(xb, yb)
-            losses.append(l_b)
-            hits.append((logits.argmax(1) == yb).sum())
+        ep_loss, online = train_epoch(model, stepper, x, y, mb, sizes, g, proc.batch_transform)
         steps += spe
         done = epoch
-        ep_loss = float(torch.stack(losses).double() @ sizes) / n  # one host sync per epoch
-        online = int(torch.stack(hits).sum()) / n
         if not math.isfinite(ep_loss):
             stop = "diverged"
             break
@@ -106,7 +91,7 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
             on_epoch(model, m)
         curve_now = epoch % every == 0 or epoch == 1 or epoch == epochs
         if curve_now or (extra["fitted_epoch"] is None and online >= thr - budget.eval_margin):
-            acc, loss = conv.evaluate(model, x, y, None, checks.chunk)
+            acc, loss = minimum.evaluate(model, x, y, None, checks.chunk)
             if extra["fitted_epoch"] is None and acc >= thr:
                 extra.update(fitted_epoch=epoch, fitted_step=steps)
             if curve_now:
@@ -117,7 +102,7 @@ def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: R
                     on_curve({**m, "train_acc": acc, "train_eval_loss": loss if math.isfinite(loss) else None,
                               "test_acc": ta, "test_loss": tl})
     if stop == "diverged" or done != epochs or not math.isfinite(acc):
-        acc, loss = conv.evaluate(model, x, y, None, checks.chunk)
+        acc, loss = minimum.evaluate(model, x, y, None, checks.chunk)
     extra["test_acc"], extra["test_loss"] = test_eval()
     if stop != "diverged" and not math.isfinite(loss):
         stop = "diverged"

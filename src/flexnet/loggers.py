@@ -1,182 +1,26 @@
-"""The only place that touches result files and W&B.
+"""Loggers (`logger` group): where a job's attempts, epochs and summary are sent besides its files.
 
-* `Journal`: `fits.jsonl`, one JSON line per fit attempt, appended atomically
-  (one write + fsync per line). It is also the search's journal: a job started
-  again on the same output dir replays the finished attempts (matched by a
-  hash of the config that determines results) instead of retraining them.
-* `write_result`: `emc.json`, written to a temp file and renamed.
-* Loggers (`logger` group): `none`, `wandb` (online when W&B is configured,
-  offline otherwise; never blocks or fails a run for lack of network).
+`Logger` (the base, which does nothing: `logger=none`), `WandbLogger` (`logger=wandb`: online when
+W&B is configured, offline otherwise; never blocks or fails a run for lack of network), `make_logger`
+(which wraps any logger so that its errors are logged, never raised), the W&B naming helpers (run
+name, group, tags, run id), and the reader of an offline W&B run (`read_offline_run`), with its CLI:
+`python -m flexnet.loggers <job dir>/wandb/offline-run-*` prints the run's history as JSON lines.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .records import json_safe
 from .registry import Registry
 
 log = logging.getLogger("flexnet")
 
-FITS_FILE = "fits.jsonl"
-CURVE_FILE = "curve.jsonl"  # per-epoch learning curves (search=fixed, or curve=true)
-# config keys that cannot change a result: left out of the journal's config hash, and never a
-# grouping key of the report (which also ignores `device`: it can change the last bits, not the experiment)
-RESULT_NEUTRAL_KEYS = ("logger", "threads", "hydra", "curve", "progress")
-RESULT_FILE = "emc.json"
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy/torch scalars -> python."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 1) == 0:
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def config_hash(cfg: dict) -> str:
-    return hashlib.sha256(json.dumps(_clean(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# attempt outcomes a journal record may carry (a record with another status is not replayed)
-STATUSES = ("fitted", "failed", "diverged", "unverified", "degenerate")
-REJECTED_FILE = "fits.rejected.jsonl"
-
-
-def _int(v: Any, lo: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-
-def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
-    """Why a journal record cannot be replayed (None: it can). Shape, types, and the status
-    against the record's own accuracy (an edited status that contradicts train_acc is not trusted)."""
-    if not isinstance(rec, dict):
-        return f"not a JSON object ({type(rec).__name__})"
-    for key, lo in (("n", 1), ("attempt", 0)):
-        if not _int(rec.get(key), lo):
-            return f"{key}={rec.get(key)!r} is not an integer >= {lo}"
-    if "trial" in rec and rec["trial"] is not None and not _int(rec["trial"], 0):
-        return f"trial={rec['trial']!r} is not an integer >= 0"
-    status = rec.get("status")
-    if status not in STATUSES:
-        return f"status={status!r} is not one of {', '.join(STATUSES)}"
-    acc = rec.get("train_acc")
-    if acc is not None and not (isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1):
-        return f"train_acc={acc!r} is not an accuracy in [0, 1]"
-    for key in ("cost", "seconds"):
-        v = rec.get(key)
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
-            return f"{key}={v!r} is not a number >= 0"
-    fitted = rec.get("fitted")
-    if fitted is not None and fitted is not (status == "fitted"):
-        return f"status={status!r} contradicts fitted={fitted!r}"
-    if isinstance(acc, (int, float)) and status in ("fitted", "failed", "unverified"):
-        if (status == "fitted") != (acc >= fit_threshold - 1e-12):
-            return f"status={status!r} contradicts train_acc={acc} (fit threshold {fit_threshold})"
-    return None
-
-
-class Journal:
-    """Append-only `fits.jsonl`; replays lines whose `config_hash` matches.
-
-    Loading checks every line (check_record): a line cut by a kill mid-write, valid JSON of the
-    wrong shape or a record whose status contradicts its accuracy is not replayed; it is moved to
-    `fits.rejected.jsonl` (with the reason), the journal is rewritten without it, and one log line
-    says how many lines were set aside and why."""
-
-    def __init__(self, path: Path, chash: str, fit_threshold: float = 1.0):
-        self.path, self.chash = Path(path), chash
-        self.fit_threshold = float(fit_threshold)
-        self.replayed: dict[tuple[int, int, int], dict] = {}  # (trial, n, attempt)
-        self.rejected: list[tuple[int, str]] = []  # (line number, reason)
-        if self.path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        good: list[str] = []
-        bad: list[dict] = []
-        with open(self.path, "rb") as f:
-            raw = f.read()
-        lines = raw.split(b"\n")
-        for i, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            text = line.decode("utf-8", errors="replace")
-            try:
-                rec = json.loads(line)
-                why = check_record(rec, self.fit_threshold)
-            except ValueError:
-                rec, why = None, ("cut short (a kill mid-write)" if i == len(lines) and not raw.endswith(b"\n")
-                                  else "not valid JSON")
-            if why is not None:
-                self.rejected.append((i, why))
-                bad.append({"line": i, "reason": why, "text": text})
-                continue
-            good.append(text)
-            if rec.get("config_hash") == self.chash:
-                key = (int(rec.get("trial") or 0), rec["n"], rec["attempt"])
-                if key in self.replayed:
-                    self.rejected.append((i, f"repeats n={rec['n']} attempt {rec['attempt']} (the first is kept)"))
-                    bad.append({"line": i, "reason": self.rejected[-1][1], "text": text})
-                    good.pop()
-                    continue
-                self.replayed[key] = rec
-        if bad:
-            with open(self.path.with_name(REJECTED_FILE), "a") as f:
-                for b in bad:
-                    f.write(json.dumps(b) + "\n")
-            shown = "; ".join(f"line {i}: {why}" for i, why in self.rejected[:3])
-            more = f"; and {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
-            msg = (f"journal {self.path}: {len(bad)} line(s) not replayed ({shown}{more}); "
-                   f"moved to {self.path.with_name(REJECTED_FILE)}")
-            print(f"flexnet: warning: {msg}", file=sys.stderr, flush=True)  # one line, also when logging is off
-            log.debug(msg)
-        if bad or (raw and not raw.endswith(b"\n")):
-            # rewrite without them so later appends start on a clean line and readers see valid records
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(l + "\n" for l in good))
-            os.replace(tmp, self.path)
-
-    def get(self, n: int, attempt: int, trial: int = 0) -> Optional[dict]:
-        return self.replayed.get((int(trial), int(n), int(attempt)))
-
-    def append(self, rec: dict) -> None:
-        rec = dict(_clean(rec), config_hash=self.chash)
-        data = (json.dumps(rec, sort_keys=False) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(obj), indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def write_result(outdir: Path, result: dict) -> Path:
-    p = Path(outdir) / RESULT_FILE
-    write_json_atomic(p, result)
-    return p
-
-
-# ---------------------------------------------------------------- loggers
 
 class Logger:
     """Base logger: does nothing. Subclasses send attempts and the summary somewhere."""
@@ -316,7 +160,7 @@ class WandbLogger(Logger):
         self.group = group or sweep_group_name(ji.get("sweep_dir"))
         if name is None:  # e.g. "3-mlp-2000p-random_labels-sgd" in a sweep (job 3), without the number alone
             name = run_name(run_cfg, ji.get("num"))
-        cfg = flatten(_clean({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG}))
+        cfg = flatten(json_safe({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG}))
         kw = dict(project=project, entity=entity, group=self.group, tags=config_tags(run_cfg, tags),
                   config=cfg, dir=str(self.outdir), id=run_id or wandb_run_id(outdir, ji), name=name,
                   resume="allow", reinit="finish_previous", job_type="emc")
@@ -357,7 +201,7 @@ class WandbLogger(Logger):
         data = {f"fit/{k}": (float(rec[k]) if isinstance(rec.get(k), bool) else rec.get(k))
                 for k in self.ATTEMPT_KEYS if rec.get(k) is not None}
         data["fit/index"] = self._i
-        self.run.log(_clean(data))
+        self.run.log(json_safe(data))
 
     EPOCH_KEYS = ("n", "attempt", "trial", "epoch", "step", "train_loss", "online_acc", "lr")
 
@@ -368,16 +212,16 @@ class WandbLogger(Logger):
         self._last_step = int(rec.get("step") or 0)
         data = {f"train/{'loss' if k == 'train_loss' else k}": rec[k] for k in self.EPOCH_KEYS if rec.get(k) is not None}
         data["train/global_step"] = self._base + self._last_step
-        self.run.log(_clean(data))
+        self.run.log(json_safe(data))
 
     def log_summary(self, result: dict) -> None:
-        flat = {k: v for k, v in flatten(_clean({k: v for k, v in result.items() if k != "config"})).items()
+        flat = {k: v for k, v in flatten(json_safe({k: v for k, v in result.items() if k != "config"})).items()
                 if v is not None and not isinstance(v, (list, dict))}
         point = {"emc": result.get("emc"), "params/actual": result["params"]["actual"],
                  "params/target": result["params"]["target"]}
         if result.get("test_accuracy") is not None:
             point["test_accuracy"] = result["test_accuracy"]
-        self.run.log(_clean(point))
+        self.run.log(json_safe(point))
         self.run.summary.update(flat)
 
     def finish(self, exit_code: int = 0) -> None:
@@ -491,17 +335,17 @@ def read_offline_run(path: Path) -> dict:
 
 
 def main(argv: Optional[list] = None) -> int:
-    """`python -m flexnet.tracking <job dir>/wandb/offline-run-*`: an offline run's history as JSON
+    """`python -m flexnet.loggers <job dir>/wandb/offline-run-*`: an offline run's history as JSON
     lines (one per logged row), then its summary line; nothing is uploaded."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m flexnet.tracking <job dir>/wandb/offline-run-<...> (or its run-*.wandb file)",
+        print("usage: python -m flexnet.loggers <job dir>/wandb/offline-run-<...> (or its run-*.wandb file)",
               file=sys.stderr)
         return 2
     try:
         run = read_offline_run(Path(args[0]))
     except (OSError, ValueError) as e:
-        print(f"flexnet.tracking: error: {e}", file=sys.stderr)
+        print(f"flexnet.loggers: error: {e}", file=sys.stderr)
         return 2
     for row in run["history"]:
         print(json.dumps(row))
@@ -511,4 +355,3 @@ def main(argv: Optional[list] = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

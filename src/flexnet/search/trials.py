@@ -8,7 +8,7 @@ The T searches run in lockstep. Each runs in a thread of its own and blocks on e
 when every search still running is waiting, the requests are grouped by n and each group (the
 trials' attempts at one n, plus a size's deferred retries when `batch_attempts` is on) is handed
 to `train_group` on the calling thread, which trains it as one stacked model where it can.
-Searches are pure Python (emc.py), so the threads only ever wait; all training happens on the
+Searches are pure Python (search/), so the threads only ever wait; all training happens on the
 caller's thread.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional, Sequence
 
-from .emc import Attempt, SearchResult
+from .base import Attempt, SearchResult
 
 Key = tuple[int, int, int]                       # (trial, n, attempt)
 TrainGroup = Callable[[list[Key]], dict[Key, Attempt]]

@@ -1,0 +1,296 @@
+"""One fit attempt: `Oracle(n, attempt) -> Attempt`, the search's only way to train.
+
+An attempt gets its own seed, subset and freshly initialised model (`_prepare`), is solved
+(`fit_closed_form`, for models built from the data), trained past the fit (search.stop_at_fit=false:
+fit/pastfit.py) or trained to a minimum (fit/loop.py), and is recorded through records.py (a
+fits.jsonl line, curve.jsonl when asked) and the logger; a journalled attempt is replayed instead.
+`train_together` trains a group of attempts as one stacked model (fit/stacked.py) where it can;
+`calibrate_grad_tol` sets convergence.grad_tol=auto once per job.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from .errors import require
+from .fit.loop import FitResult, Recipe, train_to_minimum
+from .fit.minimum import evaluate
+from .loggers import Logger
+from .optim import apply_reparam
+from .records import Journal, append_curve, drop_curve
+from .search import Attempt
+from .utils import derive_seed, generator, knobs, seeded_init
+
+if TYPE_CHECKING:
+    from .pipeline import Setup
+
+log = logging.getLogger("flexnet")
+
+HEARTBEAT_S = 10.0  # progress=log: at most one line per attempt this often
+
+
+def past_fit(cfg: dict) -> bool:
+    """search=fixed with search.stop_at_fit=false: train the whole fixed length past the first fit
+    (fit/pastfit.py), recording the epoch of the first fit and a train/test curve."""
+    return cfg["search"].get("name") == "fixed" and cfg["search"].get("stop_at_fit", True) is False
+
+
+def calibrate_grad_tol(s: Setup) -> dict:
+    """`convergence.grad_tol=auto`: train the model to the full budget on a small subset it clearly
+    fits, read off the full-batch gradient norm there, and multiply by the calibration factor."""
+    spec, calib = s.grad_tol_spec
+    if spec in ("init", "descent"):  # per attempt: recorded in each fits.jsonl line (grad_tol)
+        return {"grad_tol": None, "mode": spec, **({"grad_rel": s.recipe.checks.grad_rel} if spec == "init" else {})}
+    if spec != "auto":
+        return {"grad_tol": float(spec), "mode": "fixed"}
+    n = int(calib.get("calibration_n", 64))
+    factor = float(calib.get("calibration_factor", 10.0))
+    require(1 <= n <= s.data.pool_size, "convergence.calibration_n", n, f"must lie in [1, {s.data.pool_size}]")
+    require(factor > 0, "convergence.calibration_factor", factor, "must be > 0")
+    seed = derive_seed(s.cfg["seed"], n, 9999)
+    g = generator(seed)
+    idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
+    with seeded_init(seed):
+        model = s.plan.build()
+        model, _ = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)  # calibrate what is trained
+    model.to(s.device)
+    rec = copy.deepcopy(s.recipe)
+    rec.fit_threshold = 2.0  # never 'fitted': train through the whole budget
+    rec.checks.early_verdict = False
+    rec.checks.hessian = False
+    rec.budget.max_extensions = 0
+    rec.budget.policy = "fixed"  # the whole budget on the optimizer's schedule
+    res = train_to_minimum(model, s.data.x_train[idx], s.data.y_train[idx], rec,
+                           g=generator(seed + 1, s.device), seed=seed)
+    gn = float(res.grad_norm or 0.0)
+    tol = max(gn * factor, 1e-8)
+    s.recipe.checks.grad_tol = tol
+    log.info("grad_tol=auto: gradient norm %.3g on %d samples (acc %.3f) x %g -> grad_tol %.3g",
+             gn, n, res.train_acc, factor, tol)
+    return {"grad_tol": tol, "mode": "auto", "calibration_n": n, "calibration_factor": factor,
+            "calibration_grad_norm": gn, "calibration_train_acc": res.train_acc}
+
+
+class Oracle:
+    """n, attempt -> Attempt: a fresh subset and init per attempt, trained to a minimum."""
+
+    def __init__(self, s: Setup, journal: Journal, logger, curve_path: Optional[Path] = None,
+                 trial: Optional[int] = None):
+        self.s, self.journal, self.logger = s, journal, logger
+        self.curve_path = curve_path
+        self.trial = trial  # search.trials > 1: this trial's number (its attempt seeds), recorded
+        self.replayed = 0
+        self.replayed_seconds = 0.0  # training time of the replayed attempts (earlier segments of the job)
+        self.reparam_info: dict = {}
+
+    def seed(self, n: int, attempt: int) -> int:
+        """The attempt's seed: from (run seed, n, attempt), and the trial number for trials after the first."""
+        extra = (self.trial,) if self.trial else ()
+        return derive_seed(self.s.cfg["seed"], n, attempt, *extra)
+
+    def _tag(self) -> dict:
+        return {} if self.trial is None else {"trial": self.trial}
+
+    def _curve_every(self) -> int:
+        return int(self.s.cfg["search"].get("curve_every", 1) or 1)
+
+    def _write_curve(self, n: int, attempt: int, rec: dict) -> None:
+        append_curve(self.curve_path, {**self._tag(), "n": n, "attempt": attempt, **rec})
+
+    def _curve_callback(self, n: int, attempt: int, x, y, best: dict):
+        """Per-epoch learning curve (every search.curve_every epochs): loss and accuracy on the
+        stream trained on, clean train accuracy on the subset and test accuracy, appended to curve.jsonl."""
+        s = self.s
+        has_test = s.data.x_test.shape[0] > 0
+        every = self._curve_every()
+
+        def cb(model, m: dict) -> None:
+            if m["epoch"] % every and m["epoch"] != 1:
+                return
+            train_acc, _ = evaluate(model, x, y, s.recipe.procedure.loss_fn, s.recipe.checks.chunk)
+            test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
+            if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
+                best.update(best_test_acc=test_acc, best_test_epoch=m["epoch"])
+            append_curve(self.curve_path, {**self._tag(), "n": n, "attempt": attempt, **m, "train_acc": train_acc,
+                                           "test_acc": test_acc})
+
+        return cb
+
+    def _progress_callback(self, n: int, attempt: int):
+        """Per-epoch progress of one attempt, through train_to_minimum's on_epoch: a bar on a terminal
+        (progress=bar, or auto when stderr is one), else a heartbeat line in the log at most every
+        HEARTBEAT_S seconds (progress=log, or auto otherwise), nothing with progress=false; and the
+        epoch's loss, accuracy and lr to the logger (W&B curves). Returns (callback or None, close)."""
+        mode = self.s.cfg.get("progress", "auto")
+        if mode in ("auto", True):
+            mode = "bar" if sys.stderr.isatty() else "log"
+        if mode is False and type(self.logger) is Logger:  # quiet, and no logger wants the epochs
+            return None, lambda: None
+        trial = f"trial {self.trial}: " if self.trial else ""
+        budget = self.s.recipe.budget
+        state = {"last": time.perf_counter(), "t0": time.perf_counter(), "bar": None}
+
+        def cb(model, m: dict) -> None:
+            self.logger.log_epoch({**self._tag(), "n": n, "attempt": attempt, **m})
+            if mode == "bar":
+                post = {"loss": f"{m['train_loss']:.4g}", "acc": f"{m['online_acc']:.4f}", "lr": f"{m['lr']:.3g}"}
+                if state["bar"] is None:
+                    from tqdm import tqdm
+
+                    spe = max(1, m["step"] // max(1, m["epoch"]))
+                    cap = max(int(budget.epochs), -(-int(budget.min_steps) // spe))  # the safety cap, in epochs
+                    state["bar"] = tqdm(total=cap, desc=f"{trial}n={n} attempt {attempt}", unit="ep", leave=False,
+                                        file=sys.stderr, mininterval=0.5, dynamic_ncols=True, postfix=post)
+                state["bar"].set_postfix(post, refresh=False)
+                state["bar"].update(1)
+            elif mode == "log":
+                now = time.perf_counter()
+                if now - state["last"] >= HEARTBEAT_S:
+                    state["last"] = now
+                    log.info("%sn=%-6d attempt %d: epoch %d, step %d, loss %.4g, acc %.4f, lr %.3g, %.0fs so far",
+                             trial, n, attempt, m["epoch"], m["step"], m["train_loss"], m["online_acc"], m["lr"],
+                             now - state["t0"])
+
+        def close() -> None:
+            if state["bar"] is not None:
+                state["bar"].close()
+
+        return cb, close
+
+    def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
+        old = self.journal.get(n, attempt, self.trial or 0)
+        if old is None:
+            return None
+        self.replayed += 1
+        self.replayed_seconds += float(old.get("seconds") or 0.0)
+        old = {**old, "replayed": True}  # marked in the progress log (not written back to the journal)
+        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost") or 0.0), old["status"], old)
+
+    def _prepare(self, n: int, attempt: int):
+        """The attempt's own seed, subset and freshly initialised model."""
+        s = self.s
+        seed = self.seed(n, attempt)
+        g = generator(seed)
+        idx = torch.randperm(s.data.pool_size, generator=g)[:n].to(s.device)
+        with seeded_init(seed):
+            model = s.plan.build()
+            model, rinfo = apply_reparam(model, knobs(s.cfg["reparam"], drop=()), g)
+        self.reparam_info = rinfo
+        return seed, s.data.x_train[idx], s.data.y_train[idx], model.to(s.device)
+
+    def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict,
+                extra: Optional[dict] = None) -> Attempt:
+        """The attempt's journal record. `extra` (a past-fit attempt's: fitted_epoch, test_acc, ...)
+        replaces what is computed here; otherwise the first fit is where the attempt stopped."""
+        s = self.s
+        test_acc = None
+        if extra is None and (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
+            test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
+        fit = {"fitted_epoch": res.epochs if res.fitted else None, "fitted_step": res.steps if res.fitted else None}
+        rec = {**self._tag(), "n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
+               "fitted": res.fitted, "cost": float(n * res.epochs), **fit, **best, **(extra or {})}
+        self.journal.append(rec)
+        self.logger.log_attempt(rec)
+        return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
+
+    def __call__(self, n: int, attempt: int) -> Attempt:
+        old = self._replay(n, attempt)
+        if old is not None:
+            return old
+        s = self.s
+        seed, x, y, model = self._prepare(n, attempt)
+        best: dict = {}
+        extra = None
+        if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
+            res = fit_closed_form(model, x, y, s.recipe)
+        elif past_fit(s.cfg):
+            res, extra = self._train_past_fit(n, attempt, seed, x, y, model)
+        else:
+            if self.curve_path:
+                drop_curve(self.curve_path, n, attempt, self.trial)
+            curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
+            progress, close = self._progress_callback(n, attempt)
+
+            def both(model, m: dict) -> None:
+                progress(model, m)
+                curve(model, m)
+
+            cb = both if progress and curve else (progress or curve)
+            try:
+                res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+            finally:
+                close()
+        return self._record(n, attempt, seed, model, res, best, extra)
+
+    def _train_past_fit(self, n: int, attempt: int, seed: int, x, y, model):
+        """search.stop_at_fit=false: the whole fixed length, the curve every search.curve_every epochs."""
+        from .fit.pastfit import train_past_fit
+
+        s = self.s
+        if self.curve_path:
+            drop_curve(self.curve_path, n, attempt, self.trial)
+        progress, close = self._progress_callback(n, attempt)
+        on_curve = (lambda rec: self._write_curve(n, attempt, rec)) if self.curve_path else None
+        try:
+            return train_past_fit(model, x, y, s.recipe, s.data.x_test, s.data.y_test, g=generator(seed + 1, s.device),
+                                  seed=seed, curve_every=self._curve_every(), on_epoch=progress, on_curve=on_curve)
+        finally:
+            close()
+
+    def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
+        """Several attempts at one size trained together as one stacked model (see train_together)."""
+        return train_together([(self, n, a) for a in attempts], batched=True)
+
+
+def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[Attempt]:
+    """(oracle, n, attempt) items, any mix of trials and sizes: each size's attempts trained as one
+    stacked model (fit/stacked.py) when `batched`, else one at a time; replayed attempts are not
+    retrained. Falls back to one at a time where the procedure or model cannot be batched."""
+    from .fit.stacked import batchable, train_batched
+
+    out: dict[int, Attempt] = {}
+    by_n: dict[int, list[int]] = {}
+    for i, (o, n, a) in enumerate(items):
+        old = o._replay(n, a)
+        if old is not None:
+            out[i] = old
+        else:
+            by_n.setdefault(int(n), []).append(i)
+    for n, idxs in by_n.items():
+        if batched and len(idxs) > 1 and not any(items[i][0].curve_path for i in idxs):
+            # one size, one arch: the first attempt's model says whether the group can be stacked,
+            # before the others are prepared (a group that cannot is trained one at a time)
+            s = items[idxs[0]][0].s
+            first = items[idxs[0]][0]._prepare(n, items[idxs[0]][2])
+            if not hasattr(first[3], "fit_closed_form") and batchable([first[3]] * len(idxs), s.recipe):
+                prepared = [first] + [items[i][0]._prepare(n, items[i][2]) for i in idxs[1:]]
+                models = [p[3] for p in prepared]
+                seeds = [p[0] for p in prepared]
+                results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], s.recipe,
+                                        [generator(sd + 1, s.device) for sd in seeds], seeds)
+                for i, (seed, _, _, model), res in zip(idxs, prepared, results):
+                    o, _, a = items[i]
+                    out[i] = o._record(n, a, seed, model, res, {"stacked": len(idxs)})
+                continue
+        for i in idxs:
+            o, _, a = items[i]
+            out[i] = o(n, a)
+    return [out[i] for i in range(len(items))]
+
+
+def fit_closed_form(model, x, y, recipe: Recipe) -> FitResult:
+    """Models that are solved, not trained: build from the data and evaluate."""
+    t0 = time.perf_counter()
+    model.fit_closed_form(x, y)
+    acc, loss = evaluate(model, x, y, recipe.procedure.loss_fn, recipe.checks.chunk)
+    fitted = acc >= recipe.fit_threshold
+    return FitResult(status="fitted" if fitted else "failed", stop_reason="closed_form", train_acc=acc,
+                     train_loss=loss if math.isfinite(loss) else None, epochs=0, steps=0,
+                     seconds=time.perf_counter() - t0, verified=None if fitted else True)
