@@ -53,6 +53,7 @@ class Preset:
     # more sweeps of the same preset into <sweep dir>/<part>, each with its own overrides (for
     # families whose smallest model is above the preset's sizes); --tiny adds TINY and seed=0
     parts: dict = field(default_factory=dict)
+    emc_line: Optional[str] = None               # the preset whose EMC sweep gives the report's --emc-dir
 
 
 PRESETS = [
@@ -76,7 +77,8 @@ PRESETS = [
     Preset("zhang_regularizers", fixed=True,
            tiny=["regularizer=none,augment", "arch.dropout=0.0", "labeling=random_labels", "scaling.params=2000"]),
     Preset("zhang_batchnorm", fixed=True, tiny=["arch.batchnorm=true,false", "labeling=semantic", "scaling.params=20000"]),
-    Preset("double_descent", fixed=True, tiny=["scaling.params=250,2000"]),
+    Preset("double_descent_emc", tiny=["scaling.params=1000"]),
+    Preset("double_descent", fixed=True, tiny=["scaling.params=250,2000"], emc_line="double_descent_emc"),
     # EMC against the cap: the converge policy (main sweep) and the old fixed schedule (part)
     Preset("emc_budget", tiny=["arch=mlp", "labeling=random_labels", "train.min_steps=20,40", "scaling.params=300"],
            parts={"fixed": ["train.policy=fixed"]}),
@@ -172,8 +174,10 @@ def _quote(arg: str) -> str:
     return f"'{arg}'" if any(c in arg for c in "~[]* ") else arg
 
 
-def run_report(sweep_dir: Path) -> dict:
+def run_report(sweep_dir: Path, emc_dir: Optional[Path] = None) -> dict:
     cmd = [sys.executable, "-m", "flexnet.report", str(sweep_dir), "--bootstrap", "500"]
+    if emc_dir is not None and any(emc_dir.rglob("emc.json")):
+        cmd += ["--emc-dir", str(emc_dir)]
     proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=_env())
     info = {"rc": proc.returncode}
     if proc.returncode != 0:
@@ -216,7 +220,7 @@ def main(argv: Optional[list] = None) -> int:
             launcher = (["hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
             runs[n] = run_preset(p, d, a.tiny, a.fresh, [*launcher, *a.overrides])
         if d.exists() and any(d.rglob("emc.json")):
-            rep = run_report(d)
+            rep = run_report(d, root / p.emc_line if p.emc_line else None)
             if rep["rc"] != 0:
                 runs.setdefault(n, {})["report_error"] = rep.get("error")
         sw = load_sweep(n, d)

@@ -184,19 +184,19 @@ def covertype(root: Optional[str] = None, download: bool = False, file: Optional
     return _tabular("covertype", root, download, file, target, test_fraction, split_seed, categorical)
 
 
-@DATASETS.register("adult")
-def adult(root: Optional[str] = None, download: bool = False, file: Optional[str] = None,
-          target: Optional[str] = None, test_fraction: float = 0.2, split_seed: int = 0,
-          categorical: Optional[list] = None, openml_id: int = OPENML_IDS["adult"]) -> DataBundle:
-    """Adult census income (48,842 rows, income > 50K or not)."""
-    return _tabular("adult", root, download, file, target or ("class" if file else None), test_fraction,
-                    split_seed, categorical, openml_id)
+def _openml_table(name: str, doc: str):
+    """The loader of an OpenML table (a local CSV with `file`); its keyword arguments are the
+    dataset's config keys."""
+    def load(root: Optional[str] = None, download: bool = False, file: Optional[str] = None,
+             target: Optional[str] = None, test_fraction: float = 0.2, split_seed: int = 0,
+             categorical: Optional[list] = None, openml_id: int = OPENML_IDS[name]) -> DataBundle:
+        return _tabular(name, root, download, file, target or ("class" if file else None), test_fraction,
+                        split_seed, categorical, openml_id)
+
+    load.__name__, load.__qualname__, load.__doc__ = name, name, doc
+    return load
 
 
-@DATASETS.register("credit")
-def credit(root: Optional[str] = None, download: bool = False, file: Optional[str] = None,
-           target: Optional[str] = None, test_fraction: float = 0.2, split_seed: int = 0,
-           categorical: Optional[list] = None, openml_id: int = OPENML_IDS["credit"]) -> DataBundle:
-    """Credit risk (default: OpenML 31, German credit, 1,000 rows, good/bad)."""
-    return _tabular("credit", root, download, file, target or ("class" if file else None), test_fraction,
-                    split_seed, categorical, openml_id)
+adult = DATASETS.register("adult")(_openml_table("adult", "Adult census income (48,842 rows, income > 50K or not)."))
+credit = DATASETS.register("credit")(_openml_table(
+    "credit", "Credit risk (default: OpenML 31, German credit, 1,000 rows, good/bad)."))
