@@ -1,6 +1,6 @@
 """`python -m flexnet [overrides] [-m]`: one EMC measurement per Hydra job.
 
-Before a job touches its output directory: the config is validated (schema.py), the directory is
+Before a job touches its output directory: the config is validated (schema/), the directory is
 locked and claimed (outdir.py: one writer; results of another config refused unless fresh=true);
 only then are `.hydra/` written and a stale `error.txt` removed. Bad input, a directory in use and
 Ctrl-C end with one line on stderr, never a traceback.

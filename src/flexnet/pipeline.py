@@ -86,7 +86,7 @@ class Setup:
 
 def setup(cfg: dict) -> Setup:
     """Validate and build everything from a plain config dict; raises ConfigError on bad input."""
-    validate_config(cfg)  # every key's type and range, before any data loads (schema.py)
+    validate_config(cfg)  # every key's type and range, before any data loads (schema/)
     require(isinstance(cfg.get("seed"), int), "seed", cfg.get("seed"), "must be an integer")
     thr = cfg["search"].get("fit_threshold", 1.0)
     require(isinstance(thr, (int, float)) and 0 < thr <= 1, "search.fit_threshold", thr,

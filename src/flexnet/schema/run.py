@@ -79,7 +79,7 @@ class Linear(Search):
 @dataclass
 class Fixed(Search):
     n: Optional[int] = None
-    stop_at_fit: bool = True   # false: train the whole fixed length past the first fit (pastfit.py)
+    stop_at_fit: bool = True   # false: train the whole fixed length past the first fit (fit/pastfit.py)
     curve_every: int = 1       # epochs between the curve's evaluations (curve.jsonl)
 
     def check(self) -> None:
