@@ -6,10 +6,10 @@
 2. training throughput: flexnet's fit loop against a bare hand-written PyTorch loop;
 3. the verified-minimum checks' share of job time on the default config;
 4. batched attempts (4 and 16 stacked models) against one at a time;
-5. a job with `search.trials=4`, its rounds stacked against one attempt at a time;
+5. a job with `search.trials=5`: one attempt at a time, stacked rounds, worker processes;
 6. the default job (both labelings) trained to a verdict (train.policy=converge) against the old
    default (the fixed cosine schedule): EMC, certificate, cost and where the time goes.
-`--only 6` reruns section 6 alone and replaces it in the existing file (its header carries its own date).
+`--only 5` / `--only 6` reruns that section alone and replaces it in the existing file.
 Each figure names the device that produced it.
 """
 from __future__ import annotations
@@ -78,23 +78,32 @@ def bench_search(base, tmp, lines, title="Config"):
     return rb, fb
 
 
-def bench_trials(lines, dev, tmp, trials=4, epochs=200):
-    """A whole job with search.trials: its rounds' attempts stacked against one at a time."""
+def bench_trials(lines, dev, tmp, trials=5, epochs=200):
+    """A whole job with search.trials: one attempt at a time (lockstep, this process) against each
+    round's attempts stacked and against worker processes (search.trial_workers, no lockstep)."""
     over = ["labeling=random_labels", "threads=1", f"search.trials={trials}", "scaling.params=1000",
             "dataset.num_samples=1500", f"train.epochs={epochs}", f"train.min_steps={5 * epochs}"]
-    lines += [f"## 5. A job with search.trials={trials}: stacked rounds vs one attempt at a time", "",
-              f"Config: `{' '.join(over)}`, device {device_name(str(dev))}. The {trials} searches run in lockstep "
-              "either way; stacked, each round's attempts at one size train as one model. Outcomes can differ "
-              "slightly (floating-point order), so the searches need not visit the same sizes.", "",
+    workers = min(trials, len(os.sched_getaffinity(0)))
+    lines += [f"## 5. A job with search.trials={trials}: one attempt at a time, stacked, worker processes", "",
+              f"Config: `{' '.join(over)}`, device {device_name(str(dev))}. One at a time and stacked, the "
+              f"{trials} searches run in lockstep in one process (stacked: each round's attempts at one size train "
+              f"as one model; its outcomes can differ slightly, floating-point order). With "
+              f"`search.trial_workers={workers}` each attempt goes to one of {workers} worker processes (one thread "
+              "each) as soon as its trial asks: the same attempts and outcomes as one at a time.", "",
               "| attempts | wall s | fit attempts | sample-epochs | EMC per trial | EMC mean +- SE |",
               "|---|---|---|---|---|---|"]
     walls = {}
-    for name, flag in (("one at a time", "false"), ("stacked", "true")):
-        r, _ = run(over + [f"search.batch_attempts={flag}"], tmp / f"trials-{flag}")
+    for name, flags in (("one at a time", ["search.batch_attempts=false", "search.trial_workers=1"]),
+                        ("stacked", ["search.batch_attempts=true", "search.trial_workers=1"]),
+                        (f"{workers} worker processes", ["search.batch_attempts=false", f"search.trial_workers={workers}"])):
+        r, _ = run(over + flags, tmp / f"trials-{len(walls)}")
         walls[name] = r["wall"]
         lines.append(f"| {name} | {r['wall']:.1f} | {r['total_fits']} | {r['total_cost_sample_epochs']:.3g} | "
                      f"{', '.join(str(t['emc']) for t in r['trials'])} | {r['emc_mean']:.0f} +- {r['emc_se']:.0f} |")
-    lines += ["", f"- wall time, one at a time / stacked: **{walls['one at a time'] / walls['stacked']:.2f}**", ""]
+    seq = walls["one at a time"]
+    lines += ["", f"- wall time, one at a time / stacked: **{seq / walls['stacked']:.2f}**",
+              f"- wall time, one at a time / {workers} worker processes: "
+              f"**{seq / walls[f'{workers} worker processes']:.2f}** (target >= 1.8 with 5 trials on 2 cores)", ""]
 
 
 def bench_throughput(lines, dev, steps=3000, reps=5):
@@ -258,16 +267,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="shorter budgets (smoke test of the benchmark itself)")
-    ap.add_argument("--only", type=int, choices=[6], default=None,
+    ap.add_argument("--only", type=int, choices=[5, 6], default=None,
                     help="run one section and replace it in --out, keeping the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.only == 6:
+    if args.only:
         with tempfile.TemporaryDirectory() as d:
-            sec: list[str] = []
-            bench_policies(Path(d), sec, dev)
-        Path(args.out).write_text(replace_section(Path(args.out), 6, sec))
+            sec: list[str] = [f"(Section {args.only} rerun alone with `--only {args.only}` on "
+                              f"{time.strftime('%Y-%m-%d %H:%M')}.)", ""]
+            if args.only == 5:
+                bench_trials(sec, dev, Path(d))
+            else:
+                bench_policies(Path(d), sec, dev)
+        # the section's own heading first, then the note of when it ran
+        head = next(i for i, l in enumerate(sec) if l.startswith(f"## {args.only}."))
+        sec = [sec[head], ""] + sec[:head] + sec[head + 1:]
+        Path(args.out).write_text(replace_section(Path(args.out), args.only, sec))
         print("\n".join(sec))
         return
     base = ["labeling=random_labels", "threads=1"]

@@ -76,7 +76,7 @@ def test_registry_records_the_registering_module():
         pass
 
     assert reg.module_of("added") == reg.module_of("decorated") == __name__
-    assert registries()["arch"].module_of("resnet") == "flexnet.models.timm_models"
+    assert registries()["arch"].module_of("resnet") == "flexnet.models.resnet"
 
 
 def test_unknown_option_is_one_line_naming_where_options_live():

@@ -90,7 +90,7 @@ def test_default_sizes_solve_to_sensible_shapes(arch, law):
 
 
 def test_sovit_keeps_the_mlp_at_least_as_wide_as_the_embedding():
-    from flexnet.models.timm_models import SOVIT_ANCHOR
+    from flexnet.models.vit import SOVIT_ANCHOR
 
     base = {"name": "vit", "patch_size": 4}
     for p in (1e3, 4e3, 1e5, 1e6):

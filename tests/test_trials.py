@@ -1,5 +1,6 @@
 """`search.trials`: T repeats of the measurement in one job, run in lockstep, a round's attempts at one
-size trained as one stacked model; trial 0 is the trials=1 measurement; error bars in emc.json and report."""
+size trained as one stacked model, or each attempt in a worker process as its trial asks
+(search.trial_workers); trial 0 is the trials=1 measurement; error bars in emc.json and report."""
 from __future__ import annotations
 
 import json
@@ -67,6 +68,88 @@ def test_lockstep_reraises_a_search_error_after_stopping_the_others():
         run_trials(search, 3, lambda keys: {key: Attempt(key[1], key[2], key[1] <= 50) for key in keys})
 
 
+def test_workers_serve_each_trial_as_it_asks_not_in_lockstep():
+    """search.trial_workers: a request goes out as soon as its trial asks, journalled attempts are
+    answered at once, each search gets its own answers, and a slow trial does not hold the others."""
+    import queue
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def capacity(k: int, n: int, a: int) -> bool:
+        return n <= 100 + 7 * k + 3 * a
+
+    class Workers:  # threads stand in for the processes: the scheduling is what is tested here
+        def __init__(self):
+            self.ex, self.done, self.started = ThreadPoolExecutor(2), queue.Queue(), []
+
+        def start(self, key):
+            self.started.append(key)
+            if key[0] == 2:  # trial 2's attempts are all journalled: answered without a worker
+                return Attempt(key[1], key[2], capacity(*key))
+
+            def run():
+                time.sleep(0.3 if key == (0, 16, 0) else 0.0)  # trial 0's first attempt is slow
+                self.done.put((key, Attempt(key[1], key[2], capacity(*key))))
+
+            self.ex.submit(run)
+            return None
+
+        def wait(self):
+            return self.done.get()
+
+    def search(k, oracle):
+        return SEARCHES.get("bisect")(oracle, start=16, pool=1000, resolution=0.02, max_attempts=2)
+
+    w = Workers()
+    runs = run_trials(search, 3, None, w)
+
+    class One:
+        def __init__(self, k):
+            self.k = k
+
+        def __call__(self, n, a):
+            return Attempt(n, a, capacity(self.k, n, a))
+
+    for k, r in enumerate(runs):
+        alone = search(k, One(k))
+        assert (r.emc, r.failed) == (alone.emc, alone.failed)
+        assert [(a.n, a.attempt) for a in r.attempts] == [(a.n, a.attempt) for a in alone.attempts]
+    assert sorted(w.started) == sorted((k, a.n, a.attempt) for k, r in enumerate(runs) for a in r.attempts)
+    t1 = [key for key in w.started if key[0] == 1]
+    t0 = [key for key in w.started if key[0] == 0]
+    # trial 1 finished its whole search while trial 0's first attempt was still training (in
+    # lockstep, trial 1's last attempt would start after trial 0's attempt of the same round)
+    assert w.started.index(t1[-1]) < w.started.index(t0[1])
+
+
+def test_trial_workers_train_in_processes_with_the_same_results(tmp_path):
+    """Real worker processes: the journal holds the same attempts (seeds, outcomes, epochs) as trials
+    trained one after another in this process, the EMCs and their mean and SE are the same, and a
+    rerun replays every attempt from the journal."""
+    common = BASE + ["search.trials=3", "search.batch_attempts=false", "threads=1"]
+    one = run_job(compose(common + ["search.trial_workers=1"]), tmp_path / "one")
+    two = run_job(compose(common + ["search.trial_workers=2"]), tmp_path / "two")
+
+    def by_key(d):
+        return {(r["trial"], r["n"], r["attempt"]): {k: v for k, v in r.items() if "second" not in k}
+                for r in _fits(d)}
+
+    assert by_key(tmp_path / "one") == by_key(tmp_path / "two")
+    assert [t["emc"] for t in one["trials"]] == [t["emc"] for t in two["trials"]]
+    assert (one["emc_mean"], one["emc_se"]) == (two["emc_mean"], two["emc_se"])
+    again = run_job(compose(common + ["search.trial_workers=2"]), tmp_path / "two")
+    assert again["replayed_attempts"] == len(_fits(tmp_path / "one")) and again["emc_mean"] == two["emc_mean"]
+
+
+@pytest.mark.parametrize("bad,match", [("0", "positive integer"), ("two", "positive integer")])
+def test_bad_trial_workers_is_one_config_line(tmp_path, bad, match):
+    with pytest.raises(ConfigError, match=f"search.trial_workers.*{match}"):
+        run_job(compose(TINY + ["search.trials=2", f"search.trial_workers={bad}"]), tmp_path / "j")
+    with pytest.raises(ConfigError, match="search.trial_workers.*batch_attempts=false"):
+        run_job(compose(TINY + ["search.trials=2", "search.trial_workers=2", "search.batch_attempts=true"]),
+                tmp_path / "k")
+
+
 def test_trial_zero_is_the_single_trial_measurement(tmp_path):
     """Unbatched, trial 0 runs exactly the attempts (seeds, outcomes, epochs) of the trials=1 job; other
     trials draw their own subsets and inits; emc.json carries each trial and the mean and SE."""
@@ -97,7 +180,7 @@ def test_trials_are_trained_stacked_and_mean_the_same(tmp_path):
     common = ["search=fixed", "search.n=24", "curve=false", "search.trials=4", "train.epochs=300", "train.min_steps=300",
               "train.policy=fixed"]  # stacking: the fixed policy only (per-attempt lr drops are not batched)
     bat = run_job(compose(TINY + common + ["search.batch_attempts=true"]), tmp_path / "bat")
-    seq = run_job(compose(TINY + common), tmp_path / "seq")
+    seq = run_job(compose(TINY + common + ["search.trial_workers=1"]), tmp_path / "seq")
     fb, fs = _fits(tmp_path / "bat"), _fits(tmp_path / "seq")
     assert [r.get("stacked") for r in fb] == [4] * 4 and all("stacked" not in r for r in fs)
     assert [(r["trial"], r["seed"], r["status"]) for r in fb] == [(r["trial"], r["seed"], r["status"]) for r in fs]

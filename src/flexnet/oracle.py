@@ -123,22 +123,25 @@ class Oracle:
 
         return cb
 
-    def _progress_callback(self, n: int, attempt: int):
+    def _progress_callback(self, n: int, attempt: int, forward: bool = True):
         """Per-epoch progress of one attempt, through train_to_minimum's on_epoch: a bar on a terminal
         (progress=bar, or auto when stderr is one), else a heartbeat line in the log at most every
         HEARTBEAT_S seconds (progress=log, or auto otherwise), nothing with progress=false; and the
-        epoch's loss, accuracy and lr to the logger (W&B curves). Returns (callback or None, close)."""
+        epoch's loss, accuracy and lr to the logger (W&B curves). Returns (callback or None, close).
+        forward=False (an attempt trained in a worker process): heartbeat lines only, no bar, nothing
+        to the logger (the parent process records the attempt)."""
         mode = self.s.cfg.get("progress", "auto")
         if mode in ("auto", True):
-            mode = "bar" if sys.stderr.isatty() else "log"
-        if mode is False and type(self.logger) is Logger:  # quiet, and no logger wants the epochs
+            mode = "bar" if sys.stderr.isatty() and forward else "log"
+        if mode is False and (type(self.logger) is Logger or not forward):  # quiet, and no logger wants the epochs
             return None, lambda: None
         trial = f"trial {self.trial}: " if self.trial else ""
         budget = self.s.recipe.budget
         state = {"last": time.perf_counter(), "t0": time.perf_counter(), "bar": None}
 
         def cb(model, m: dict) -> None:
-            self.logger.log_epoch({**self._tag(), "n": n, "attempt": attempt, **m})
+            if forward:
+                self.logger.log_epoch({**self._tag(), "n": n, "attempt": attempt, **m})
             if mode == "bar":
                 post = {"loss": f"{m['train_loss']:.4g}", "acc": f"{m['online_acc']:.4f}", "lr": f"{m['lr']:.3g}"}
                 if state["bar"] is None:
@@ -187,6 +190,10 @@ class Oracle:
 
     def _record(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict,
                 extra: Optional[dict] = None) -> Attempt:
+        return self.commit(self._rec(n, attempt, seed, model, res, best, extra))
+
+    def _rec(self, n: int, attempt: int, seed: int, model, res: FitResult, best: dict,
+             extra: Optional[dict] = None) -> dict:
         """The attempt's journal record. `extra` (a past-fit attempt's: fitted_epoch, test_acc, ...)
         replaces what is computed here; otherwise the first fit is where the attempt stopped."""
         s = self.s
@@ -194,16 +201,24 @@ class Oracle:
         if extra is None and (res.fitted or self.curve_path) and s.data.x_test.shape[0] > 0:
             test_acc, _ = evaluate(model, s.data.x_test, s.data.y_test)
         fit = {"fitted_epoch": res.epochs if res.fitted else None, "fitted_step": res.steps if res.fitted else None}
-        rec = {**self._tag(), "n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
-               "fitted": res.fitted, "cost": float(n * res.epochs), **fit, **best, **(extra or {})}
+        return {**self._tag(), "n": n, "attempt": attempt, "seed": seed, **res.to_dict(), "test_acc": test_acc,
+                "fitted": res.fitted, "cost": float(n * res.epochs), **fit, **best, **(extra or {})}
+
+    def commit(self, rec: dict) -> Attempt:
+        """Record a measured attempt: its fits.jsonl line and the logger's attempt record."""
         self.journal.append(rec)
         self.logger.log_attempt(rec)
-        return Attempt(n, attempt, res.fitted, rec["cost"], res.status, rec)
+        return Attempt(rec["n"], rec["attempt"], bool(rec["fitted"]), rec["cost"], rec["status"], rec)
 
     def __call__(self, n: int, attempt: int) -> Attempt:
         old = self._replay(n, attempt)
         if old is not None:
             return old
+        return self.commit(self.measure(n, attempt))
+
+    def measure(self, n: int, attempt: int, forward: bool = True) -> dict:
+        """Train (or solve) the attempt and evaluate it: its journal record; nothing is recorded
+        (forward=False in a worker process: progress as heartbeat lines only, see TrialWorkers)."""
         s = self.s
         seed, x, y, model = self._prepare(n, attempt)
         best: dict = {}
@@ -216,7 +231,7 @@ class Oracle:
             if self.curve_path:
                 drop_curve(self.curve_path, n, attempt, self.trial)
             curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
-            progress, close = self._progress_callback(n, attempt)
+            progress, close = self._progress_callback(n, attempt, forward)
 
             def both(model, m: dict) -> None:
                 progress(model, m)
@@ -227,7 +242,7 @@ class Oracle:
                 res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
             finally:
                 close()
-        return self._record(n, attempt, seed, model, res, best, extra)
+        return self._rec(n, attempt, seed, model, res, best, extra)
 
     def _train_past_fit(self, n: int, attempt: int, seed: int, x, y, model):
         """search.stop_at_fit=false: the whole fixed length, the curve every search.curve_every epochs."""
@@ -247,6 +262,79 @@ class Oracle:
     def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
         """Several attempts at one size trained together as one stacked model (see train_together)."""
         return train_together([(self, n, a) for a in attempts], batched=True)
+
+
+_WORKER_ORACLES: list = []  # the oracles a forked worker process trains with (set before the fork)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _worker_measure(key: tuple) -> tuple:
+    trial, n, attempt = key
+    o = _WORKER_ORACLES[trial]
+    return o.measure(n, attempt, forward=False), o.reparam_info
+
+
+class TrialWorkers:
+    """search.trial_workers > 1: the trials' attempts trained in forked worker processes (one torch
+    thread each), each attempt as soon as its trial asks for it (search/trials.py, no lockstep).
+    The parent replays journalled attempts and records each finished one (fits.jsonl, logger); the
+    workers only train and evaluate. An attempt's result does not depend on the process that
+    trains it (its seed, subset and init come from (seed, n, attempt, trial))."""
+
+    def __init__(self, oracles: list[Oracle], workers: int):
+        import multiprocessing
+        import queue
+
+        global _WORKER_ORACLES
+        _WORKER_ORACLES = oracles
+        self.oracles, self.done = oracles, queue.Queue()
+        self.pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+
+    def start(self, key: tuple) -> Optional[Attempt]:
+        """A journalled attempt at once; otherwise None, and the attempt goes to a worker."""
+        trial, n, attempt = key
+        old = self.oracles[trial]._replay(n, attempt)
+        if old is None:
+            self.pool.apply_async(_worker_measure, (key,), callback=lambda r: self.done.put((key, r, None)),
+                                  error_callback=lambda e: self.done.put((key, None, e)))
+        return old
+
+    def wait(self) -> tuple:
+        """The next attempt a worker finished, recorded here: (key, Attempt)."""
+        key, got, err = self.done.get()
+        if err is not None:
+            raise err
+        rec, reparam_info = got
+        o = self.oracles[key[0]]
+        o.reparam_info = reparam_info
+        return key, o.commit(rec)
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+def trial_workers(spec, trials: int, device: torch.device, curve: bool, batch: bool) -> int:
+    """How many worker processes train a job's trials: `auto` uses one per core this job may use
+    (OMP_NUM_THREADS when set, as the local launcher sets it, else the CPU affinity), at most one per
+    trial, on a CPU, when the job has no curve.jsonl and no stacked attempts; 1 trains the trials
+    in lockstep in this process (stacked where batch_attempts is on)."""
+    import os
+
+    if spec == "auto":
+        if trials < 2 or device.type != "cpu" or curve or batch:
+            return 1
+        cores = os.environ.get("OMP_NUM_THREADS", "")
+        cores = int(cores) if cores.isdigit() else len(os.sched_getaffinity(0))
+        return max(1, min(trials, cores // max(1, torch.get_num_threads())))
+    require(isinstance(spec, int) and not isinstance(spec, bool) and spec >= 1, "search.trial_workers", spec,
+            "must be a positive integer or 'auto'")
+    require(spec == 1 or not (curve or batch), "search.trial_workers", spec,
+            "worker processes need curve=false and search.batch_attempts=false (or trial_workers=1)")
+    return min(int(spec), trials)
 
 
 def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[Attempt]:

@@ -22,7 +22,7 @@ from .fit.loop import Budget, Checks, Recipe
 from .loggers import make_logger
 from .models import plan_model
 from .optim import budget_factor, build_procedure
-from .oracle import Oracle, calibrate_grad_tol, past_fit, train_together
+from .oracle import Oracle, TrialWorkers, calibrate_grad_tol, past_fit, train_together, trial_workers
 from .records import _HASH_DEFAULTS, CURVE_FILE, FITS_FILE, Journal, result_hash, write_result
 from .schema import validate_config
 from .search import SEARCHES, Attempt, run_trials
@@ -193,6 +193,8 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
             batch = s.device.type == "cuda"
         if past_fit(cfg):  # the stacked trainer (fit/stacked.py) stops at the fit
             batch = False
+        workers = trial_workers(scfg.pop("trial_workers", "auto"), trials, s.device, curve_path is not None,
+                                bool(batch))
         common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
         if trials == 1:
             oracles = [Oracle(s, journal, logger, curve_path)]
@@ -203,7 +205,14 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
             def train_round(keys: list) -> dict:
                 return dict(zip(keys, train_together([(oracles[k], n, a) for k, n, a in keys], bool(batch))))
 
-            runs = run_trials(lambda k, oracle: strategy(oracle, **common), trials, train_round)
+            pool = TrialWorkers(oracles, workers) if workers > 1 else None
+            if pool is not None:
+                log.info("search.trials=%d: %d worker processes", trials, workers)
+            try:
+                runs = run_trials(lambda k, oracle: strategy(oracle, **common), trials, train_round, pool)
+            finally:
+                if pool is not None:
+                    pool.close()
         res = runs[0]
         replayed = sum(o.replayed for o in oracles)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, replayed, job_info)

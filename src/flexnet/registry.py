@@ -69,7 +69,7 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def module_of(self, name: str) -> str:
-        """The module that registered option `name` (e.g. flexnet.models.timm_models for arch=resnet)."""
+        """The module that registered option `name` (e.g. flexnet.models.resnet for arch=resnet)."""
         self.get(name)
         return self._modules[name]
 

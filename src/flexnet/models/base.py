@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..errors import ConfigError, reject_unknown
+from ..errors import ConfigError, reject_unknown, require
 from ..registry import Registry
 
 
@@ -215,3 +215,15 @@ def solve_scale(arch: str, law: str, knobs: dict, input_shape, num_classes: int,
 
 def _short(shape: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in shape.items() if not isinstance(v, dict))
+
+
+def timm_act(name: str) -> str:
+    """arch.activation of a timm family, checked (timm resolves the name to its layer)."""
+    require(name in ACTIVATIONS, "arch.activation", name, f"allowed: {', '.join(ACTIVATIONS)}")
+    return name  # timm resolves the name to a layer that accepts its `inplace` argument
+
+
+def dropout_rate(p) -> float:
+    """arch.dropout, checked to lie in [0, 1)."""
+    require(0.0 <= float(p) < 1.0, "arch.dropout", p, "must lie in [0, 1)")
+    return float(p)

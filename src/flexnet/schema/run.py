@@ -38,11 +38,15 @@ class Search(Schema):
     max_attempts: int = 4
     trials: int = 1
     batch_attempts: Any = "auto"
+    trial_workers: Any = "auto"
     fit_threshold: float = 1.0
 
     def check(self) -> None:
         at_least(self, 1, "start", "max_attempts", "trials")
         one_of(self, "batch_attempts", ("auto", True, False))
+        w = self.trial_workers
+        need(w == "auto" or (isinstance(w, int) and not isinstance(w, bool) and w >= 1), "trial_workers", w,
+             "must be a positive integer (worker processes for search.trials) or 'auto'")
         t = self.fit_threshold
         need(is_number(t) and 0 < t <= 1, "fit_threshold", t,
              "must lie in (0, 1] (1.0: the paper's 100%; 0.98: its relaxed variant)")

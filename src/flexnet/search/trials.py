@@ -10,6 +10,10 @@ trials' attempts at one n, plus a size's deferred retries when `batch_attempts` 
 to `train_group` on the calling thread, which trains it as one stacked model where it can.
 Searches are pure Python (search/), so the threads only ever wait; all training happens on the
 caller's thread.
+
+With `workers` (search.trial_workers > 1, oracle.TrialWorkers), there is no lockstep: each trial's
+request goes to a worker process as soon as the trial asks, and is answered when it is done, so
+the cores stay busy while the trials' searches take different paths.
 """
 from __future__ import annotations
 
@@ -77,6 +81,16 @@ class _Lockstep:
             self.pending.clear()
             return reqs
 
+    def settled(self, busy: set) -> list[_Request]:
+        """Wait until every live search either asks or waits on a request in flight (`busy`) or has
+        finished; take the new requests."""
+        with self.cond:
+            while len(self.pending) + len(self.live & busy) < len(self.live):
+                self.cond.wait()
+            reqs = [self.pending[k] for k in sorted(self.pending)]
+            self.pending.clear()
+            return reqs
+
     def answer(self, reqs: list[_Request], out: dict[Key, Attempt]) -> None:
         with self.cond:
             for r in reqs:
@@ -89,12 +103,35 @@ class _Lockstep:
             self.cond.notify_all()
 
 
+def _serve(loop: _Lockstep, workers) -> None:
+    """No lockstep: every request goes to `workers` (start(key) -> a journalled Attempt or None;
+    wait() -> (key, Attempt) of the next finished one) as soon as its trial asks."""
+    inflight: dict[int, tuple[_Request, dict]] = {}
+    while True:
+        for r in loop.settled(set(inflight)):
+            got: dict = {}
+            inflight[r.trial] = (r, got)
+            for a in r.attempts:
+                old = workers.start((r.trial, r.n, a))
+                if old is not None:
+                    got[(r.trial, r.n, a)] = old
+        if not inflight:
+            return
+        if not any(len(got) == len(r.attempts) for r, got in inflight.values()):
+            key, att = workers.wait()
+            inflight[key[0]][1][key] = att
+        for t in [t for t, (r, got) in inflight.items() if len(got) == len(r.attempts)]:
+            r, got = inflight.pop(t)
+            loop.answer([r], got)
+
+
 def run_trials(search: Callable[[int, object], SearchResult], trials: int,
-               train_group: TrainGroup) -> list[SearchResult]:
+               train_group: TrainGroup, workers=None) -> list[SearchResult]:
     """Run `search(trial, oracle)` for trials 0..T-1 in lockstep; returns their results in order.
 
     `train_group(keys)` trains the (trial, n, attempt) keys of one lockstep round (any mix of n)
-    and returns an Attempt per key. An error in a search (e.g. a config error) or in training is
+    and returns an Attempt per key. With `workers` (see _serve) the trials do not wait for each
+    other and train_group is not used. An error in a search (e.g. a config error) or in training is
     raised here once every thread has stopped.
     """
     loop = _Lockstep(trials)
@@ -116,12 +153,14 @@ def run_trials(search: Callable[[int, object], SearchResult], trials: int,
     for t in threads:
         t.start()
     try:
-        while True:
+        while workers is None:
             reqs = loop.next_requests()
             if not reqs:
                 break
             keys = [(r.trial, r.n, a) for r in reqs for a in r.attempts]
             loop.answer(reqs, train_group(keys))
+        if workers is not None:
+            _serve(loop, workers)
     except BaseException:
         loop.abort()
         raise
