@@ -41,7 +41,7 @@ def test_grid_presets_cover_the_papers_ranges(preset, opt, lo, hi):
 
 
 def test_best_hparams_picks_the_largest_emc(tmp_path):
-    from flexnet.optim.hparams import best
+    from flexnet.analysis.hparams import best
 
     for i, (lr, emc, cost) in enumerate([(0.01, 300, 5.0), (0.001, 420, 9.0), (0.005, 420, 7.0)]):
         d = tmp_path / str(i)

@@ -1,4 +1,4 @@
-"""Best setting of a tuning sweep: `python -m flexnet.optim.hparams <sweep dir> [key ...]`.
+"""Best setting of a tuning sweep: `python -m flexnet.analysis.hparams <sweep dir> [key ...]`.
 
 Reads every job's emc.json under the sweep directory, ranks jobs by EMC (ties: lower cost in
 sample-epochs), prints a table of the swept keys and writes the winner to
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     try:
         out = best(sweep, keys)
     except FileNotFoundError as e:
-        print(f"flexnet.optim.hparams: error: {e}", file=sys.stderr)
+        print(f"flexnet.analysis.hparams: error: {e}", file=sys.stderr)
         return 2
     rows = sorted(collect(sweep), key=lambda r: (-r["emc"], r["cost"]))
     print(" | ".join([*keys, "emc"]))
