@@ -22,6 +22,14 @@ def _fits(d):
     return [json.loads(line) for line in (d / "fits.jsonl").read_text().splitlines()]
 
 
+def _as_if_alone(runs, search, capacity) -> None:
+    """Each trial's search visited the sizes and found the EMC it finds run on its own."""
+    for k, r in enumerate(runs):
+        alone = search(k, lambda n, a, k=k: Attempt(n, a, capacity(k, n, a)))
+        assert (r.emc, r.failed) == (alone.emc, alone.failed)
+        assert [(a.n, a.attempt) for a in r.attempts] == [(a.n, a.attempt) for a in alone.attempts]
+
+
 def test_lockstep_groups_the_trials_requests_and_routes_the_answers():
     """Pure scheduling (no training): every round holds one request per live search; each search gets the
     answers to its own requests; the searches' bisections are those of running them one at a time."""
@@ -41,17 +49,7 @@ def test_lockstep_groups_the_trials_requests_and_routes_the_answers():
 
     runs = run_trials(search, 4, train_round)
 
-    class One:  # the same search run on its own
-        def __init__(self, k):
-            self.k = k
-
-        def __call__(self, n, a):
-            return Attempt(n, a, capacity(self.k, n, a))
-
-    for k, r in enumerate(runs):
-        alone = search(k, One(k))
-        assert (r.emc, r.failed) == (alone.emc, alone.failed)
-        assert [(a.n, a.attempt) for a in r.attempts] == [(a.n, a.attempt) for a in alone.attempts]
+    _as_if_alone(runs, search, capacity)
     # the doubling phase is the same for all four: its rounds hold all four trials at one n
     assert rounds[0] == [(k, 16, 0) for k in range(4)]
     assert all(len({key[0] for key in rd}) == len(rd) or any(key[2] > 0 for key in rd) for rd in rounds)
@@ -103,17 +101,7 @@ def test_workers_serve_each_trial_as_it_asks_not_in_lockstep():
     w = Workers()
     runs = run_trials(search, 3, None, w)
 
-    class One:
-        def __init__(self, k):
-            self.k = k
-
-        def __call__(self, n, a):
-            return Attempt(n, a, capacity(self.k, n, a))
-
-    for k, r in enumerate(runs):
-        alone = search(k, One(k))
-        assert (r.emc, r.failed) == (alone.emc, alone.failed)
-        assert [(a.n, a.attempt) for a in r.attempts] == [(a.n, a.attempt) for a in alone.attempts]
+    _as_if_alone(runs, search, capacity)
     assert sorted(w.started) == sorted((k, a.n, a.attempt) for k, r in enumerate(runs) for a in r.attempts)
     t1 = [key for key in w.started if key[0] == 1]
     t0 = [key for key in w.started if key[0] == 0]
