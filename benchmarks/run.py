@@ -282,7 +282,7 @@ def main():
                 bench_policies(Path(d), sec, dev)
         # the section's own heading first, then the note of when it ran
         head = next(i for i, l in enumerate(sec) if l.startswith(f"## {args.only}."))
-        sec = [sec[head], ""] + sec[:head] + sec[head + 1:]
+        sec = [sec[head], ""] + sec[:head] + sec[head + 1 + (sec[head + 1:head + 2] == [""]):]
         Path(args.out).write_text(replace_section(Path(args.out), args.only, sec))
         print("\n".join(sec))
         return
