@@ -55,10 +55,11 @@ def bench_search(base, tmp, lines, title="Config"):
     step = max(1, int(round(0.05 * max(rb["emc"], 1))))
     rl, fl = run(base + ["search=linear", f"search.step={step}", f"search.start={compose(base)['search']['start']}"],
                  tmp / "linear")
-    lines += ["| search | EMC | bracket | fits | sample-epochs | wall s | unverified |", "|---|---|---|---|---|---|---|"]
+    lines += ["| search | EMC | bracket | fits | sample-epochs | wall s | unverified | converged |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, r in (("bisect", rb), (f"linear (step {step})", rl)):
         lines.append(f"| {name} | {r['emc']} | [{r['bracket']['fitted']}, {r['bracket']['failed']}] | {r['fits']} | "
-                     f"{r['cost_sample_epochs']:.3g} | {r['wall']:.1f} | {r['unverified']} |")
+                     f"{r['cost_sample_epochs']:.3g} | {r['wall']:.1f} | {r['unverified']} | {r.get('converged')} |")
     lo, hi = rl["bracket"]["fitted"] or 0, rl["bracket"]["failed"]
     inside = lo <= rb["emc"] and (hi is None or rb["emc"] < hi)
     ratio = rb["cost_sample_epochs"] / max(rl["cost_sample_epochs"], 1)
@@ -67,11 +68,12 @@ def bench_search(base, tmp, lines, title="Config"):
     at_failed = [f["cost"] for f in fb if f["n"] == rb["bracket"]["failed"]]
     unavoidable = (at_emc[0] if at_emc else 0) + sum(at_failed)
     lines += ["",
-              f"- bisect / linear sample-epochs: **{ratio:.2f}** (target <= 0.5); bisect EMC inside linear's "
+              f"- bisect / linear sample-epochs: **{ratio:.2f}** (the old 0.5 target is retired: see the floor "
+              "below); bisect EMC inside linear's "
               f"bracket: **{inside}**",
               f"- failed attempts' share of bisect's cost: {fail_cost / max(rb['cost_sample_epochs'], 1):.0%}",
               f"- bisect cost / unavoidable work (one fit at the EMC + the failed size's attempts): "
-              f"**{rb['cost_sample_epochs'] / max(unavoidable, 1):.2f}** (target <= 3)",
+              f"**{rb['cost_sample_epochs'] / max(unavoidable, 1):.2f}** (target <= 1.3)",
               f"- unavoidable work / linear: {unavoidable / max(rl['cost_sample_epochs'], 1):.2f}: no search that "
               "must fit at the EMC and fail every attempt at the bracket's failed size can cost less than this "
               "fraction of linear's sample-epochs on this config", ""]
@@ -168,7 +170,7 @@ def bench_throughput(lines, dev, steps=3000, reps=5):
     for k_, v in res.items():
         lines.append(f"| {k_} | {v:,.0f} |")
     ratio = res["flexnet train_to_minimum"] / res["bare loop"]
-    lines += ["", f"- flexnet / bare: **{ratio:.2f}** (target >= 0.90)", ""]
+    lines += ["", f"- flexnet / bare: **{ratio:.2f}** (target >= 0.95)", ""]
 
 
 def bench_batched(lines, dev, epochs=40):
@@ -215,7 +217,8 @@ def bench_checks(fits, res, lines, label):
     lines += [f"## 3. Verified-minimum checks' share ({label})", "",
               f"- checks (gradient norm, plateau, Lanczos Hessian): {check_s:.1f}s of {train_s:.1f}s attempt time "
               f"= **{check_s / max(train_s, 1e-9):.1%}** of training, {check_s / max(res['wall'], 1e-9):.1%} of the "
-              f"job's wall time {res['wall']:.1f}s (target <= 20%)",
+              f"job's wall time {res['wall']:.1f}s (target <= 10% of a converged job; "
+              f"this job converged: {res.get('converged')})",
               f"- Lanczos Hessian-vector products per attempt that ran it: median "
               f"{_median([f['lanczos_iters'] for f in fits if f.get('lanczos_iters')])}", ""]
 
