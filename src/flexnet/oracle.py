@@ -322,10 +322,11 @@ def trial_workers(spec, trials: int, device: torch.device, curve: bool, batch: b
     (OMP_NUM_THREADS when set, as the local launcher sets it, else the CPU affinity), at most one per
     trial, on a CPU, when the job has no curve.jsonl and no stacked attempts; 1 trains the trials
     in lockstep in this process (stacked where batch_attempts is on)."""
+    import multiprocessing
     import os
 
     if spec == "auto":
-        if trials < 2 or device.type != "cpu" or curve or batch:
+        if trials < 2 or device.type != "cpu" or curve or batch or "fork" not in multiprocessing.get_all_start_methods():
             return 1
         cores = os.environ.get("OMP_NUM_THREADS", "")
         cores = int(cores) if cores.isdigit() else len(os.sched_getaffinity(0))
@@ -334,6 +335,8 @@ def trial_workers(spec, trials: int, device: torch.device, curve: bool, batch: b
             "must be a positive integer or 'auto'")
     require(spec == 1 or not (curve or batch), "search.trial_workers", spec,
             "worker processes need curve=false and search.batch_attempts=false (or trial_workers=1)")
+    require(spec == 1 or "fork" in multiprocessing.get_all_start_methods(), "search.trial_workers", spec,
+            "worker processes need the fork start method, which this platform lacks (use 1)")
     return min(int(spec), trials)
 
 
