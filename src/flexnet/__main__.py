@@ -136,13 +136,13 @@ def hc_config():
 
 def _where(group: str) -> str:
     """`(conf/<group>/<name>.yaml; code: <module>)` for a group with a registry, else ''."""
-    from .registry import option_hint, registries
+    from .registry import registries
 
     try:
         reg = registries().get(group)
     except Exception:  # an error line never fails on its hint
         return ""
-    return option_hint(group, [reg.module_of(n) for n in reg]) if reg is not None else ""
+    return reg.hint() if reg is not None else ""
 
 
 def _hydra_error_line(e: BaseException) -> str:

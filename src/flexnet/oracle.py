@@ -118,8 +118,7 @@ class Oracle:
             test_acc = evaluate(model, s.data.x_test, s.data.y_test)[0] if has_test else None
             if test_acc is not None and test_acc > best.get("best_test_acc", -1.0):
                 best.update(best_test_acc=test_acc, best_test_epoch=m["epoch"])
-            append_curve(self.curve_path, {**self._tag(), "n": n, "attempt": attempt, **m, "train_acc": train_acc,
-                                           "test_acc": test_acc})
+            self._write_curve(n, attempt, {**m, "train_acc": train_acc, "test_acc": test_acc})
 
         return cb
 

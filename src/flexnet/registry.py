@@ -65,8 +65,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name not in self._items:
             raise ConfigError(f"{self.group}={name!r}: unknown option; allowed: {', '.join(sorted(self._items))} "
-                              f"{option_hint(self.group, list(self._modules.values()))}")
+                              f"{self.hint()}")
         return self._items[name]
+
+    def hint(self) -> str:
+        """Where this group's options live, for one-line errors (option_hint)."""
+        return option_hint(self.group, list(self._modules.values()))
 
     def module_of(self, name: str) -> str:
         """The module that registered option `name` (e.g. flexnet.models.resnet for arch=resnet)."""
