@@ -10,11 +10,11 @@ PYTEST_ARGS ?=
 DEPS_STAMP := $(VENV)/.flexnet-deps-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PROJECT_STAMP := $(VENV)/.flexnet-src-$(shell echo "$(CURDIR)" | sha256sum | cut -c1-12)
 
-.PHONY: help install run sweep test test-fast test-slurm bench reproduce report clean slurm-start slurm-stop
+.PHONY: help install run sweep test test-fast test-slurm bench reproduce reproduce-extra report clean slurm-start slurm-stop
 
 help:  ## list the targets
 	@echo "make TARGET [VENV=.venv] [PYTEST_ARGS=...]; targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 18
 
 $(DEPS_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,8 +57,11 @@ test-slurm: install  ## start local Slurm, run the slurm-marked tests, stop it
 bench: install  ## benchmarks, written to BENCHMARKS.md
 	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
-reproduce: install  ## every experiment preset, verdicts in REPRODUCTION.md
-	$(PY) scripts/reproduce.py --out REPRODUCTION.md
+reproduce: install  ## the verdict presets (lr tuning, 5 seeds; resumes from the journals), REPRODUCTION.md
+	$(PY) scripts/reproduce.py --set verdict --out REPRODUCTION.md
+
+reproduce-extra: install  ## the other study presets (data, classes, resolution, scaling, reparam, ...)
+	$(PY) scripts/reproduce.py --set extra --out REPRODUCTION.md
 
 report: $(if $(DIR),install)  ## tables and figures of a sweep: make report DIR=multirun/<date>/<time> [REPORT_ARGS=...]
 	@test -n "$(DIR)" || { echo "make report: give the sweep directory, e.g. make report DIR=multirun/<date>/<time>" >&2; exit 2; }

@@ -19,6 +19,7 @@ REPRODUCTION.md too); they are never tuned to the numbers. A preset that fails o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from flexnet.analysis.hparams import TUNE_FACTORS, choose_lr
 from flexnet.analysis.reported import load_sweep
 from flexnet.analysis.reproduction import logged_runs, write_reproduction
 
@@ -43,6 +45,31 @@ TINY_EMC = ["search.start=16"]       # EMC searches (bisect)
 TINY_FIXED = ["search.n=64"]         # search=fixed presets
 # the smoke-scale cap of the slow families run as parts (emc.json's "converged" says they are budget-bound)
 SMOKE = ["train.epochs=100", "train.min_steps=300"]
+TUNE_SEED = 100  # the tuning searches' seed: no verdict job uses it
+
+
+@dataclass
+class Arm:
+    """One arm of a tuned preset: what sets it apart (overrides) and its default lr (the grid's middle)."""
+    name: str
+    overrides: list
+    lr: float
+    sweep: list = field(default_factory=list)    # the arm's own axes (e.g. its sizes), replacing the preset's
+    tune: list = field(default_factory=list)     # where its lr grid runs (one size)
+    labelings: Optional[list] = None             # default: the preset's
+
+
+@dataclass
+class Tuned:
+    """Tuning as part of a preset: per (arm, labeling) one EMC search per lr of the grid (the arm's lr x
+    TUNE_FACTORS) at `at` (one size, the tuning seed), the lr chosen by flexnet.analysis.hparams.choose_lr,
+    then one verdict sweep per (arm, labeling) at that lr into <sweep dir>/<arm>-<labeling>. `gap`:
+    overrides of a search=fixed sweep per arm on semantic labels at its semantic lr (P4's
+    generalisation gap at one n), into <sweep dir>/<arm>-gap."""
+    arms: list
+    labelings: list
+    at: list
+    gap: list = field(default_factory=list)
 
 
 @dataclass
@@ -54,31 +81,55 @@ class Preset:
     # families whose smallest model is above the preset's sizes); --tiny adds TINY and seed=0
     parts: dict = field(default_factory=dict)
     emc_line: Optional[str] = None               # the preset whose EMC sweep gives the report's --emc-dir
+    tuned: Optional[Tuned] = None                # lr tuned per arm before the verdict sweeps
+    verdict: bool = False                        # feeds a finding of REPRODUCTION.md (make reproduce)
 
 
+def _arms(key: str, names: list, lr, sweep: list, tune: list) -> list:
+    """Arms that differ in one key (an option or a value), at the same sizes; lr: one or per name."""
+    return [Arm(n, [f"{key}={n}"], lr[n] if isinstance(lr, dict) else lr, sweep, tune) for n in names]
+
+
+ARCHS_SIZES = {"mlp": "112,170,240,320,630,1000", "cnn": "66,112,170,240,320,1000", "vit": "1000"}
 PRESETS = [
+    # ---- verdict presets (make reproduce): each feeds a finding of REPRODUCTION.md
+    Preset("emc_archs", verdict=True,
+           tiny=["arch=mlp", "labeling=semantic,random_labels", "scaling.params=300"],
+           tuned=Tuned(arms=[Arm(a, [f"arch={a}"], 0.1, [f"scaling.params={ARCHS_SIZES[a]}"],
+                                 [f"scaling.params={ {'mlp': 320, 'cnn': 170, 'vit': 1000}[a]}"])
+                             for a in ("mlp", "cnn", "vit")],
+                       labelings=["semantic", "random_labels"], at=[],
+                       gap=["search=fixed", "search.n=1000", "search.max_attempts=1", "~search.resolution"])),
+    Preset("emc_optimizers", verdict=True, tiny=["optimizer=sgd,gd", "labeling=semantic", "scaling.params=300"],
+           tuned=Tuned(arms=[*_arms("optimizer", ["sgd", "gd"], {"sgd": 0.1, "gd": 0.5}, ["scaling.params=320,1000"],
+                                    ["scaling.params=320"]),
+                             Arm("shampoo", ["optimizer=shampoo"], 2.0, ["scaling.params=320"], ["scaling.params=320"])],
+                       labelings=["semantic", "random_labels"], at=[])),
+    Preset("emc_activations", verdict=True, tiny=["arch.activation=relu,sigmoid", "scaling.params=300"],
+           tuned=Tuned(arms=_arms("arch.activation", ["relu", "tanh", "sigmoid", "identity"], 0.1,
+                                  ["scaling.params=320,1000"], ["scaling.params=320"]),
+                       labelings=["semantic"], at=[])),
+    Preset("zhang_randomization", fixed=True, verdict=True,
+           tiny=["labeling=random_labels,random_inputs", "scaling.params=2000"]),
+    Preset("zhang_corruption", fixed=True, verdict=True, tiny=["labeling.p=0.0,1.0", "scaling.params=2000"]),
+    Preset("double_descent_emc", verdict=True, tiny=["scaling.params=1000"]),
+    Preset("double_descent", fixed=True, verdict=True, tiny=["scaling.params=250,2000"], emc_line="double_descent_emc"),
+    # ---- the other studies (make reproduce-extra)
     Preset("emc_data", tiny=["dataset=digits", "dataset.binary=null,true", "scaling.params=300"]),
     Preset("emc_labels", tiny=["labeling=semantic,random_labels", "arch=mlp", "scaling.params=300"]),
     Preset("emc_classes", tiny=["dataset.num_classes=2", "labeling=semantic,random_labels", "scaling.params=300"]),
     Preset("emc_resolution", tiny=["dataset.resolution=null,16", "scaling.params=500"]),
-    Preset("emc_archs", tiny=["arch=mlp,cnn", "labeling=random_labels", "scaling.params=500", "seed=0"],
+    Preset("emc_families", tiny=["arch=mlp,cnn", "labeling=random_labels", "scaling.params=500", "seed=0"],
            parts={"resnet": ["arch=resnet", "scaling.params=5000", *SMOKE],
                   "efficientnet": ["arch=efficientnet", "scaling=efficientnet", "scaling.params=20000", *SMOKE]}),
     Preset("emc_scaling_cnn", tiny=["scaling=width,resnet_rs", "scaling.params=30000"],
            parts={"efficientnet": ["arch=efficientnet", "~arch.channels", "~arch.stem_width", "scaling=efficientnet"]}),
     Preset("emc_scaling_vit", tiny=["scaling=width,sovit", "scaling.params=5000"]),
-    Preset("emc_activations", tiny=["arch.activation=relu,sigmoid", "scaling.params=300"]),
-    Preset("emc_optimizers", tiny=["optimizer=sgd,gd", "labeling=semantic", "scaling.params=300"]),
     Preset("emc_regularizers", tiny=["regularizer=none,sam", "scaling.params=300"]),
     Preset("emc_reparam", tiny=["reparam=subspace,quant8", "scaling.params=1000"]),
-    Preset("emc_generalization", tiny=["arch=mlp", "labeling=semantic,random_labels", "scaling.params=300"]),
-    Preset("zhang_randomization", fixed=True, tiny=["labeling=random_labels,random_inputs", "scaling.params=2000"]),
-    Preset("zhang_corruption", fixed=True, tiny=["labeling.p=0.0,1.0", "scaling.params=2000"]),
     Preset("zhang_regularizers", fixed=True,
            tiny=["regularizer=none,augment", "arch.dropout=0.0", "labeling=random_labels", "scaling.params=2000"]),
     Preset("zhang_batchnorm", fixed=True, tiny=["arch.batchnorm=true,false", "labeling=semantic", "scaling.params=20000"]),
-    Preset("double_descent_emc", tiny=["scaling.params=1000"]),
-    Preset("double_descent", fixed=True, tiny=["scaling.params=250,2000"], emc_line="double_descent_emc"),
     # EMC against the cap: the converge policy (main sweep) and the old fixed schedule (part)
     Preset("emc_budget", tiny=["arch=mlp", "labeling=random_labels", "train.min_steps=20,40", "scaling.params=300"],
            parts={"fixed": ["train.policy=fixed"]}),
@@ -133,13 +184,17 @@ def _env() -> dict:
 
 
 def run_sweep(p: Preset, part: Optional[str], sweep_dir: Path, tiny: bool, extra: list) -> dict:
-    """One Hydra multirun of preset p (or of one of its parts, into sweep_dir/<part>); its command,
-    rc and wall time are appended to that directory's reproduce.log."""
+    """One Hydra multirun of preset p (or of one of its parts, into sweep_dir/<part>)."""
     d = sweep_dir if part is None else sweep_dir / part
+    return multirun(p.name, d, p.name if part is None else f"{p.name}/{part}",
+                    [*preset_overrides(p, tiny, part), *extra])
+
+
+def multirun(name: str, d: Path, label: str, overrides: list) -> dict:
+    """`python -m flexnet -m +experiment=<name> hydra.sweep.dir=<d> <overrides>`; its command, rc and wall
+    time are appended to d/reproduce.log."""
     d.mkdir(parents=True, exist_ok=True)
-    label = p.name if part is None else f"{p.name}/{part}"
-    args = ["-m", "flexnet", "-m", f"+experiment={p.name}", f"hydra.sweep.dir={d}",
-            *preset_overrides(p, tiny, part), *extra]
+    args = ["-m", "flexnet", "-m", f"+experiment={name}", f"hydra.sweep.dir={d}", *overrides]
     command = " ".join(["python", *[_quote(a) for a in args]])
     t0 = time.time()
     print(f"[reproduce] {label}: {' '.join(args)}", flush=True)
@@ -155,18 +210,87 @@ def run_sweep(p: Preset, part: Optional[str], sweep_dir: Path, tiny: bool, extra
     return info
 
 
-def run_preset(p: Preset, sweep_dir: Path, tiny: bool, fresh: bool, extra: list) -> dict:
-    """The preset's sweep into sweep_dir, then each of its parts into sweep_dir/<part>."""
-    if fresh and sweep_dir.exists():
-        shutil.rmtree(sweep_dir)
+def _add(info: dict, r: dict) -> None:
+    info["seconds"] += r["seconds"]
+    info["commands"] += r["commands"]
+    if r["rc"] != 0:
+        info["rc"] = r["rc"]
+        info.setdefault("error", r["error"])
+
+
+def _lr(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def tuning_dir(root: Path, name: str) -> Path:
+    return root / "tuning" / name
+
+
+def choose_lrs(p: Preset, tdir: Path) -> dict:
+    """Per (arm, labeling) the lr chosen from its tuning searches under tdir/<arm> (choose_lr's rule)."""
+    out = {}
+    for arm in p.tuned.arms:
+        rows: dict = {}
+        res = 0.0
+        for f in sorted((tdir / arm.name).rglob("emc.json")):
+            r = json.loads(f.read_text())
+            cfg = r.get("config") or {}
+            lab = (cfg.get("labeling") or {}).get("name")
+            rows.setdefault(lab, []).append({"lr": float(cfg["optimizer"]["lr"]), "emc": int(r.get("emc") or 0)})
+            res = float((cfg.get("search") or {}).get("resolution") or res)
+        for lab in arm.labelings or p.tuned.labelings:
+            if rows.get(lab):
+                out[f"{arm.name}-{lab}"] = {"arm": arm.name, "labeling": lab, "middle": arm.lr,
+                                            **choose_lr(rows[lab], float(_lr(arm.lr)), res)}
+    return out
+
+
+def run_tuned(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list) -> dict:
+    """A tuned preset: the lr grid of every arm (into root/tuning/<preset>/<arm>), the choice
+    (root/tuning/<preset>/chosen.json), then the verdict sweeps at the chosen lrs and the gap sweeps."""
+    t, tdir = p.tuned, tuning_dir(root, p.name)
+    info = {"rc": 0, "seconds": 0.0, "commands": []}
+    budget = [*TINY, *TINY_EMC] if tiny else []
+    for arm in t.arms:
+        labs = arm.labelings or t.labelings
+        grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
+        _add(info, multirun(p.name, tdir / arm.name, f"{p.name}/tuning/{arm.name}",
+                            [*arm.overrides, f"labeling={','.join(labs)}", f"optimizer.lr={grid}", *arm.tune, *t.at,
+                             *budget, f"seed={TUNE_SEED}", *extra]))
+    chosen = choose_lrs(p, tdir)
+    (tdir / "chosen.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    axes = [o for o in p.tiny if not o.startswith(("labeling=", "arch=", "optimizer=", "arch.activation="))] \
+        if tiny else []
+    for arm in t.arms:
+        for lab in arm.labelings or t.labelings:
+            c = chosen.get(f"{arm.name}-{lab}")
+            if c is None:
+                info["rc"] = info["rc"] or 1
+                info.setdefault("error", f"{p.name}: no tuning result for {arm.name}, {lab}")
+                continue
+            _add(info, multirun(p.name, sweep_dir / f"{arm.name}-{lab}", f"{p.name}/{arm.name}-{lab}",
+                                [*arm.overrides, f"labeling={lab}", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep,
+                                 *budget, *axes, *extra]))
+        c = chosen.get(f"{arm.name}-semantic")
+        if t.gap and c is not None:
+            _add(info, multirun(p.name, sweep_dir / f"{arm.name}-gap", f"{p.name}/{arm.name}-gap",
+                                [*arm.overrides, "labeling=semantic", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep,
+                                 *t.gap, *budget, *axes, *(TINY_FIXED if tiny else []), *extra]))
+    return info
+
+
+def run_preset(p: Preset, sweep_dir: Path, root: Path, tiny: bool, fresh: bool, extra: list) -> dict:
+    """The preset's sweep into sweep_dir, then each of its parts into sweep_dir/<part>; a tuned preset
+    runs its tuning first and one sweep per (arm, labeling)."""
+    if fresh:
+        for d in (sweep_dir, tuning_dir(root, p.name)):
+            if d.exists():
+                shutil.rmtree(d)
+    if p.tuned is not None:
+        return run_tuned(p, sweep_dir, root, tiny, extra)
     info = {"rc": 0, "seconds": 0.0, "commands": []}
     for part in [None, *p.parts]:
-        r = run_sweep(p, part, sweep_dir, tiny, extra)
-        info["seconds"] += r["seconds"]
-        info["commands"] += r["commands"]
-        if r["rc"] != 0:
-            info["rc"] = r["rc"]
-            info.setdefault("error", r["error"])
+        _add(info, run_sweep(p, part, sweep_dir, tiny, extra))
     return info
 
 
@@ -190,6 +314,9 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("REPRODUCTION.md"))
     ap.add_argument("--only", action="append", default=None, metavar="PRESET",
                     help=f"run only these presets (repeatable); one of: {', '.join(BY_NAME)}")
+    ap.add_argument("--set", choices=("verdict", "extra", "all"), default="verdict", dest="which",
+                    help="which presets to run without --only: verdict (those behind a finding: make "
+                         "reproduce), extra (the other studies: make reproduce-extra) or all")
     ap.add_argument("--tiny", action="store_true", help="tiny budgets and one or two sweep points (for tests)")
     ap.add_argument("--skip-run", action="store_true", help="do not run sweeps; re-aggregate existing dirs")
     ap.add_argument("--fresh", action="store_true", help="delete a preset's sweep dir before running it")
@@ -204,34 +331,38 @@ def main(argv: Optional[list] = None) -> int:
     for n in a.only or []:
         if n not in BY_NAME:
             ap.error(f"--only {n}: unknown preset; allowed: {', '.join(BY_NAME)}")
-    names = a.only or list(BY_NAME)
+    names = a.only or [p.name for p in PRESETS if a.which == "all" or p.verdict == (a.which == "verdict")]
     root = (a.root or ROOT / ("multirun/reproduce-tiny" if a.tiny else "multirun/reproduce")).resolve()
     t0 = time.time()
     runs, sweeps = {}, {}
-    for n in names:
+    # the presets not run now are read back from their sweep dirs, so REPRODUCTION.md covers them all
+    for n in (names if a.tiny else [*names, *[q for q in BY_NAME if q not in names]]):
         p = BY_NAME[n]
         d = root / n
-        if not a.skip_run:
+        skip = a.skip_run or n not in names
+        if skip and not d.exists():
+            continue
+        if not skip:
             miss = missing_options(n)
             if miss:
                 runs[n] = {"rc": None, "error": f"option file(s) missing: {', '.join(miss)}", "seconds": 0.0}
                 print(f"[reproduce] {n}: skipped, missing {miss}", flush=True)
                 continue
             launcher = (["hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
-            runs[n] = run_preset(p, d, a.tiny, a.fresh, [*launcher, *a.overrides])
-        if d.exists() and any(d.rglob("emc.json")):
+            runs[n] = run_preset(p, d, root, a.tiny, a.fresh, [*launcher, *a.overrides])
+        if not (n not in names and (d / "report" / "emc.csv").exists()) and d.exists() and any(d.rglob("emc.json")):
             rep = run_report(d, root / p.emc_line if p.emc_line else None)
             if rep["rc"] != 0:
                 runs.setdefault(n, {})["report_error"] = rep.get("error")
         sw = load_sweep(n, d)
         if sw is not None:
             sweeps[n] = sw
-        elif a.skip_run:
+        elif skip:
             runs.setdefault(n, {})["error"] = f"no finished jobs under {d}"
-        if a.skip_run and d.exists():
-            runs.setdefault(n, {}).update(logged_runs(d) or {})
+        if skip:
+            runs.setdefault(n, {}).update(logged_runs(d, tuning_dir(root, n)) or {})
     verdicts = write_reproduction(a.out.resolve(), root, runs, sweeps, [p.name for p in PRESETS], a.tiny,
-                                  time.time() - t0, ROOT, NOTES)
+                                  time.time() - t0, ROOT, NOTES, tuple(p.name for p in PRESETS if p.verdict))
     print(f"[reproduce] wrote {a.out} ({len(verdicts)} verdicts) in {(time.time() - t0) / 60:.1f} min")
     for v in verdicts:
         print(f"  {v['id']:3s} {v['preset']:22s} {v['verdict']}")

@@ -43,11 +43,18 @@ def _skip_if_missing(name: str) -> None:
 def test_every_preset_is_in_reproduce():
     assert PRESET_FILES == sorted([*reproduce.BY_NAME, *reproduce.DATA_PRESETS])
     # one preset per study of the issue
-    for study in ["emc_data", "emc_labels", "emc_classes", "emc_resolution", "emc_archs", "emc_scaling_cnn",
-                  "emc_scaling_vit", "emc_activations", "emc_optimizers", "emc_regularizers", "emc_reparam",
-                  "emc_generalization", "zhang_randomization", "zhang_corruption", "zhang_regularizers",
+    for study in ["emc_data", "emc_labels", "emc_classes", "emc_resolution", "emc_archs", "emc_families",
+                  "emc_scaling_cnn", "emc_scaling_vit", "emc_activations", "emc_optimizers", "emc_regularizers",
+                  "emc_reparam", "zhang_randomization", "zhang_corruption", "zhang_regularizers",
                   "zhang_batchnorm", "double_descent", "emc_budget"]:
         assert study in PRESET_FILES
+    # every finding's preset is a verdict preset (make reproduce); the others are extra
+    from flexnet.analysis.verdicts import FINDINGS
+
+    verdict = {p.name for p in reproduce.PRESETS if p.verdict}
+    assert {f.preset for f in FINDINGS} <= verdict
+    assert {"emc_data", "emc_classes", "emc_resolution", "emc_scaling_cnn", "emc_scaling_vit", "emc_reparam",
+            "emc_regularizers"}.isdisjoint(verdict)
 
 
 @pytest.mark.parametrize("name", PRESET_FILES)
@@ -129,6 +136,31 @@ def test_every_sweep_point_builds(name, part):
         assert d["params"]["actual"] > 0, point
 
 
+TUNED = [(p.name, arm) for p in reproduce.PRESETS if p.tuned for arm in p.tuned.arms]
+
+
+@pytest.mark.parametrize("name,arm", TUNED, ids=[f"{n}-{a.name}" for n, a in TUNED])
+@pytest.mark.slow  # builds every size of every arm of the tuned presets
+def test_every_tuned_arm_builds_at_its_sizes_and_tuning_size(name, arm):
+    from flexnet.describe import describe
+
+    sizes = [o.split("=", 1)[1] for o in [*arm.sweep, *arm.tune] if o.startswith("scaling.params=")]
+    assert sizes, "each arm names its sizes and its tuning size"
+    for n in ",".join(sizes).split(","):
+        d = describe([f"+experiment={name}", *arm.overrides, f"scaling.params={n}"])
+        assert d["params"]["actual"] > 0
+
+
+def test_tuned_arms_grid_brackets_their_default_lr():
+    from flexnet.analysis.hparams import TUNE_FACTORS
+
+    assert len(TUNE_FACTORS) >= 3 and min(TUNE_FACTORS) < 1 < max(TUNE_FACTORS) and 1.0 in TUNE_FACTORS
+    for name, arm in TUNED:
+        cfg = compose([f"+experiment={name}", *arm.overrides])
+        assert cfg["optimizer"]["lr"] == pytest.approx(arm.lr), (name, arm.name)   # the middle = the conf default
+        assert reproduce.TUNE_SEED not in range(5)   # no verdict job uses the tuning seed
+
+
 # ---------------------------------------------------------------- tiny real runs
 
 def _expected_jobs(p) -> int:
@@ -189,6 +221,31 @@ def test_tiny_preset_part_runs(name, part, tmp_path):
             assert str(node) == value, (key, node)
     assert f"hydra.sweep.dir={sweep / part}" in info["commands"][0]
     assert logged_runs(sweep)["commands"] == info["commands"]
+
+
+@pytest.mark.slow
+def test_tiny_tuned_preset_tunes_then_runs_each_arm_at_its_chosen_lr(tmp_path):
+    """emc_activations --tiny: the lr grid of every arm (3 searches, tuning seed), chosen.json, then one
+    sweep per arm at the chosen lr; REPRODUCTION.md lists the tuned lrs."""
+    root, out = tmp_path / "mr", tmp_path / "R.md"
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--tiny", "--only", "emc_activations",
+           "--root", str(root), "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    p = reproduce.BY_NAME["emc_activations"]
+    chosen = json.loads((root / "tuning" / "emc_activations" / "chosen.json").read_text())
+    assert sorted(chosen) == sorted(f"{a.name}-semantic" for a in p.tuned.arms)
+    for arm in p.tuned.arms:
+        tune = [json.loads(f.read_text())["config"] for f in (root / "tuning" / "emc_activations" / arm.name).rglob("emc.json")]
+        assert sorted(c["optimizer"]["lr"] for c in tune) == pytest.approx([arm.lr / 3, arm.lr, arm.lr * 3], rel=1e-3)
+        assert {c["seed"] for c in tune} == {reproduce.TUNE_SEED}
+        c = chosen[f"{arm.name}-semantic"]
+        assert c["lr"] in [lr for lr, _ in c["grid"]]
+        jobs = [json.loads(f.read_text())["config"] for f in (root / "emc_activations" / f"{arm.name}-semantic").rglob("emc.json")]
+        assert jobs and all(j["optimizer"]["lr"] == pytest.approx(c["lr"]) and j["arch"]["activation"] == arm.name
+                            for j in jobs)
+    text = out.read_text()
+    assert "## Learning rates (tuned per arm" in text and "| `emc_activations` | relu | semantic |" in text
 
 
 @pytest.mark.slow

@@ -53,6 +53,26 @@ def test_best_hparams_picks_the_largest_emc(tmp_path):
     assert (tmp_path / "best_hparams.yaml").exists()
 
 
+def test_choose_lr_takes_the_largest_emc_and_breaks_ties_toward_the_middle():
+    from flexnet.analysis.hparams import choose_lr
+
+    # a clear winner at an edge of the grid: chosen, and flagged as an edge
+    out = choose_lr([{"lr": 0.033, "emc": 200}, {"lr": 0.1, "emc": 300}, {"lr": 0.3, "emc": 480}], 0.1, 0.1)
+    assert out["lr"] == 0.3 and out["emc"] == 480 and out["edge"]
+    # 0.3's EMC is within the resolution (10%) of 0.033's: a tie, resolved toward the middle... which is
+    # not among the ties, so toward the nearer of the two in log distance (both 3x away): the smaller lr
+    out = choose_lr([{"lr": 0.1 / 3, "emc": 480}, {"lr": 0.1, "emc": 300}, {"lr": 0.3, "emc": 450}], 0.1, 0.1)
+    assert out["lr"] == 0.1 / 3 and out["edge"]
+    # the middle ties with the best: the middle wins, not an edge
+    out = choose_lr([{"lr": 0.033, "emc": 400}, {"lr": 0.1, "emc": 390}, {"lr": 0.3, "emc": 100}], 0.1, 0.05)
+    assert out["lr"] == 0.1 and not out["edge"] and out["grid"][0] == (0.033, 400)
+    # outside the resolution it is not a tie
+    out = choose_lr([{"lr": 0.033, "emc": 400}, {"lr": 0.1, "emc": 300}, {"lr": 0.3, "emc": 100}], 0.1, 0.05)
+    assert out["lr"] == 0.033
+    with pytest.raises(ValueError):
+        choose_lr([], 0.1, 0.1)
+
+
 def _run(args, cwd, timeout=900):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "flexnet", *args], cwd=cwd, env=env, capture_output=True,

@@ -83,15 +83,110 @@ def test_rule_below_params(tmp_path):
     assert v == V.BUDGET and "converged EMCs 0/4" in txt
 
 
-def test_rule_generalization_is_gated_by_convergence(tmp_path):
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "generalization.csv").write_text("a,b\n" + "1,2\n" * 6)
-    rows = [_row("sgd", p, 0, p // 2) for p in (100, 200, 300)]
-    rep = {"generalization": {"r": -0.95, "p": 0.004}}
-    assert V.rule_generalization(_sweep(tmp_path, rows, rep))[0] == V.HOLDS
-    rows[0]["converged"] = "False"
-    v, txt = V.rule_generalization(_sweep(tmp_path, rows, rep))
-    assert v == V.BUDGET and "converged EMCs 2/3" in txt
+def _gen_csv(tmp_path, points):
+    import csv
+
+    (tmp_path / "report").mkdir(exist_ok=True)
+    with open(tmp_path / "report" / "generalization.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["arch", "params", "seed", "emc_increase_pct", "generalization_gap", "gap_n"])
+        w.writeheader()
+        w.writerows(points)
+
+
+def _gen_rows(families=("mlp", "cnn"), sizes=(100, 200, 300, 400, 500, 600), converged=True):
+    return [_row("sgd", p, s, p // 2, converged=converged, **{"arch.name": a, "labeling.name": lab})
+            for a in families for p in sizes for s in (0, 1) for lab in ("semantic", "random_labels")]
+
+
+def test_rule_generalization_within_each_family(tmp_path):
+    sizes = (100, 200, 300, 400, 500, 600)
+    # in both families a larger gap goes with a smaller EMC increase: holds, per family, over sizes
+    pts = [{"arch": a, "params": p, "seed": s, "emc_increase_pct": 300 - p / 3 + 7 * s + (5 if a == "cnn" else 0),
+            "generalization_gap": 0.1 + p / 1000 + 0.01 * s, "gap_n": 1000}
+           for a in ("mlp", "cnn") for p in sizes for s in (0, 1)]
+    _gen_csv(tmp_path, pts)
+    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    assert v == V.HOLDS, txt
+    assert txt.count("over 6 size(s)") == 2 and "gap at n = 1000" in txt and "pooled over families" in txt
+    # in the CNN the relation is reversed: the finding does not hold (one family is enough)
+    for q in pts:
+        if q["arch"] == "cnn":
+            q["emc_increase_pct"] = 100 + q["params"] / 3
+    _gen_csv(tmp_path, pts)
+    assert V.rule_generalization(_sweep(tmp_path, _gen_rows()))[0] == V.FAILS
+    # pooled, the two families would correlate strongly (MLP: big gaps and small increases), but within each
+    # family there is no relation: inconclusive, not "holds"
+    pts = [{"arch": a, "params": p, "seed": 0, "emc_increase_pct": (50 if a == "mlp" else 300) + (p % 200) / 10,
+            "generalization_gap": (0.6 if a == "mlp" else 0.1) + ((p * 7) % 300) / 3000, "gap_n": 1000}
+           for a in ("mlp", "cnn") for p in sizes]
+    _gen_csv(tmp_path, pts)
+    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    assert v == V.INCONCL and "pooled over families**: r = -0.9" in txt
+    # holds in both families, but the EMCs are not converged: inconclusive (budget)
+    pts = [{"arch": a, "params": p, "seed": 0, "emc_increase_pct": 300 - p / 3, "generalization_gap": p / 1000,
+            "gap_n": 1000} for a in ("mlp", "cnn") for p in sizes]
+    _gen_csv(tmp_path, pts)
+    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows(converged=False)))
+    assert v == V.BUDGET and "converged EMCs 0/24" in txt
+    # fewer than 3 sizes in a family: inconclusive
+    _gen_csv(tmp_path, [q for q in pts if q["params"] <= 200])
+    assert "fewer than 3 sizes" in V.rule_generalization(_sweep(tmp_path, _gen_rows()))[1]
+
+
+def test_combine_parts_and_reported():
+    h, f, b, i = ((x, "t") for x in (V.HOLDS, V.FAILS, V.BUDGET, V.INCONCL))
+    assert V.combine([("a", h), ("b", h)])[0] == V.HOLDS
+    assert V.combine([("a", h), ("b", f)])[0] == V.FAILS
+    assert V.combine([("a", h), ("b", b)])[0] == V.BUDGET
+    assert V.combine([("a", h), ("b", i)])[0] == V.INCONCL
+    v, txt = V.combine([("a", h)], [("c", f)])   # a reported part never decides
+    assert v == V.HOLDS and "reported (does not decide): **c**" in txt
+
+
+def _arch_rows(emc_of, labelings=("random_labels", "semantic"), archs=("mlp", "cnn", "vit")):
+    return [_row("sgd", p, s, emc_of(a, lab, p, s), **{"arch.name": a, "labeling.name": lab,
+                                                        "optimizer.lr": {"mlp": "0.1", "cnn": "0.3", "vit": "0.03"}[a]})
+            for a in archs for lab in labelings for p in (200, 400) for s in range(5)]
+
+
+def test_rule_p1_on_random_labels_per_family_with_semantic_reported(tmp_path):
+    # random labels: both families below their parameter count; semantic CNN above it (the paper's exception)
+    rows = _arch_rows(lambda a, lab, p, s: p // 2 + s if lab == "random_labels" or a == "mlp" else 3 * p + s,
+                      archs=("mlp", "cnn"))
+    v, txt = V.rule_p1(_sweep(tmp_path, rows))
+    assert v == V.HOLDS and "reported (does not decide): **mlp, semantic labels**" in txt
+    assert "**cnn, semantic labels**" in txt and "[does not hold]" in txt
+    # the CNN on random labels above its parameter count: P1 does not hold
+    rows = _arch_rows(lambda a, lab, p, s: 3 * p + s if a == "cnn" else p // 2 + s, archs=("mlp", "cnn"))
+    assert V.rule_p1(_sweep(tmp_path, rows))[0] == V.FAILS
+
+
+def test_rule_p2_pairs_across_arms_tuned_at_different_lrs(tmp_path):
+    # each arch runs at its own tuned lr (optimizer.lr differs): the pairs still form, by size and seed
+    rows = _arch_rows(lambda a, lab, p, s: {"cnn": 2 * p, "mlp": p, "vit": p // 2}[a] + s)
+    v, txt = V.rule_p2(_sweep(tmp_path, rows))
+    assert v == V.HOLDS and txt.count("over 10 pair(s)") == 6 and "mlp vs vit" in txt
+    # CNN above MLP on semantic labels only: the random-label part does not hold
+    rows = _arch_rows(lambda a, lab, p, s: (2 * p if lab == "semantic" else p // 2) + s if a == "cnn" else p + s)
+    assert V.rule_p2(_sweep(tmp_path, rows))[0] == V.FAILS
+
+
+def test_rule_p3_decides_on_semantic_labels_only(tmp_path):
+    rows = [_row(o, p, s, {"sgd": 2 * p, "gd": p if lab == "semantic" else 2 * p, "shampoo": 2 * p}[o] + s,
+                 **{"labeling.name": lab}) for o in ("sgd", "gd", "shampoo") for lab in ("semantic", "random_labels")
+            for p in (200, 400) for s in range(3)]
+    v, txt = V.rule_p3(_sweep(tmp_path, rows))
+    assert v == V.HOLDS
+    assert "**sgd vs gd, random labels**" in txt and "**sgd vs shampoo, semantic**" in txt
+
+
+def test_rule_p5_needs_both_sigmoidal_activations(tmp_path):
+    def rows(emc):
+        return [_row("sgd", p, s, emc[a] * p // 100 + s, **{"arch.activation": a})
+                for a in ("relu", "tanh", "sigmoid", "identity") for p in (200, 400) for s in range(3)]
+    v, txt = V.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 100, "sigmoid": 50, "identity": 20})))
+    assert v == V.HOLDS and "relu vs identity" in txt
+    assert V.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 300, "sigmoid": 50, "identity": 20})))[0] == V.FAILS
 
 
 def test_converged_of_a_job_reported_before_the_column_reads_its_journal(tmp_path):
@@ -135,3 +230,19 @@ def test_rule_double_descent(tmp_path):
     assert "3 or more seeds" in verdict(curve, 400, jobs=2)[1]
     assert verdict(curve, None)[0] == V.INCONCL
     assert V.rule_double_descent(_sweep(tmp_path, [], {}))[0] == V.INCONCL
+
+
+def test_time_breakdown_sums_the_journals_by_outcome(tmp_path):
+    from flexnet.analysis.reproduction import time_breakdown
+
+    job = tmp_path / "sw" / "arm" / "0"
+    job.mkdir(parents=True)
+    lines = [{"status": "fitted", "stop_reason": "fitted", "seconds": 10.0, "check_seconds": 0.5},
+             {"status": "unverified", "stop_reason": "cap", "seconds": 30.0, "check_seconds": 1.0},
+             {"status": "failed", "stop_reason": "verified_minimum", "seconds": 5.0, "check_seconds": 2.0}]
+    (job / "fits.jsonl").write_text("".join(json.dumps(a) + "\n" for a in lines))
+    tune = tmp_path / "tuning" / "arm" / "0"
+    tune.mkdir(parents=True)
+    (tune / "fits.jsonl").write_text(json.dumps({"status": "fitted", "seconds": 4.0}) + "\n")
+    tb = time_breakdown([tmp_path / "sw", tmp_path / "tuning", tmp_path / "missing"])
+    assert tb == {"fits": 14.0, "failures_cap": 30.0, "failures_verdict": 5.0, "checks": 3.5, "attempts": 4}

@@ -148,7 +148,7 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
         groups[name] = g = _group(js, by, n_boot)
         if g["lower_bounds"]:
             notes.append(f"{name}: {g['lower_bounds']} job(s) fitted the whole pool (EMC is a lower bound there)")
-    gen = generalization_pairs([j for j in jobs if j.search != "fixed"], by)
+    gen = generalization_pairs([j for j in jobs if j.search != "fixed"], by, [j for j in jobs if j.search == "fixed"])
     rep = Report(out, col, by, swept, rows, groups, gen, [], notes)
     rep.double_descent = _double_descent(groups, interpolation_tol, emc_dirs, emc_params, notes)
     if CAP_KEY in swept:

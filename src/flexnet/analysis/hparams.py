@@ -4,10 +4,15 @@ Reads every job's emc.json under the sweep directory, ranks jobs by EMC (ties: l
 sample-epochs), prints a table of the swept keys and writes the winner to
 `<sweep dir>/best_hparams.yaml` (the keys, its EMC, and the job directory). Optuna sweeps also
 write `optimization_results.yaml` themselves; this works for those too.
+
+`choose_lr` is the reproduction's tuning rule (TUNE_RULE_TEXT, fixed before the runs): per arm, the
+learning rate of a small grid whose search found the largest EMC, ties resolved toward the grid's
+middle. scripts/reproduce.py runs the grid and passes the chosen lr to the arm's verdict sweep.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,31 @@ def best(sweep_dir: Path, keys=DEFAULT_KEYS) -> dict:
            "jobs": len(rows)}
     (Path(sweep_dir) / "best_hparams.yaml").write_text(yaml.safe_dump(out, sort_keys=False))
     return out
+
+
+TUNE_FACTORS = (1 / 3, 1.0, 3.0)   # the grid: the arm's default lr times these
+TUNE_RULE_TEXT = """\
+* **Learning rate per arm** (tuning, part of each preset): every arm (architecture, optimizer or
+  activation, and labeling) runs one EMC search per learning rate of a 3-point grid, the arm's
+  default lr x 1/3, 1 and 3, at one size and a tuning seed (100) that no verdict job uses. The arm's
+  lr is the one whose search found the largest EMC; EMCs within the searches' resolution of the
+  largest (EMC x (1 + resolution) >= the largest) are ties, resolved toward the grid's middle (the
+  default lr), then toward the smaller lr. If the chosen lr is at an edge of the grid, that is
+  stated (the optimum may lie beyond it). The verdict sweep runs the arm at that lr."""
+
+
+def choose_lr(rows: list[dict], middle: float, resolution: float) -> dict:
+    """The tuning rule (TUNE_RULE_TEXT) over one arm's tuning searches. rows: {"lr", "emc"} per
+    search; middle: the grid's middle (the arm's default lr); resolution: the searches' relative
+    resolution. Returns {"lr", "emc", "edge", "grid": [(lr, emc), ...]}."""
+    if not rows:
+        raise ValueError("no tuning searches for this arm")
+    top = max(r["emc"] for r in rows)
+    ties = [r for r in rows if r["emc"] * (1.0 + resolution) >= top]
+    best = min(ties, key=lambda r: (round(abs(math.log(r["lr"] / middle)), 3), r["lr"]))
+    lrs = sorted(r["lr"] for r in rows)
+    return {"lr": best["lr"], "emc": best["emc"], "edge": len(lrs) >= 3 and best["lr"] in (lrs[0], lrs[-1]),
+            "grid": sorted((r["lr"], r["emc"]) for r in rows)}
 
 
 def main(argv: list[str]) -> int:

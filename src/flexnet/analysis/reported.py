@@ -133,3 +133,16 @@ def steps_to_fit(sw: Sweep, r: dict) -> float:
     except (OSError, ValueError):
         pass
     return steps
+
+
+def generalization_points(sw: Sweep) -> list:
+    """The report's (semantic, random labels) pairs (generalization.csv), numbers as floats."""
+    f = sw.report_dir / "generalization.csv"
+    if not f.exists():
+        return []
+    with open(f, newline="") as fh:
+        pts = list(csv.DictReader(fh))
+    for p in pts:
+        for k in ("params", "emc_semantic", "emc_random", "emc_increase_pct", "generalization_gap"):
+            p[k] = as_float(p.get(k))
+    return [p for p in pts if p["generalization_gap"] is not None and p["emc_increase_pct"] is not None]

@@ -17,10 +17,12 @@ from .reported import Sweep, as_float, job_result
 from .verdicts import BUDGET, FINDINGS, INCONCL, RULES_TEXT
 
 
-def logged_runs(sweep_dir: Path) -> Optional[dict]:
-    """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's and its parts'):
-    total seconds over every run (a resumed sweep counts each run), the last rc and the commands."""
-    logs = [f for f in [sweep_dir / "reproduce.log", *sorted(sweep_dir.glob("*/reproduce.log"))] if f.exists()]
+def logged_runs(sweep_dir: Path, *more: Path) -> Optional[dict]:
+    """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's, its parts' or
+    arms', and those under `more`, e.g. its tuning dir): total seconds over every run (a resumed sweep
+    counts each run), the last rc and the commands."""
+    logs = [f for d in (sweep_dir, *more) for f in [d / "reproduce.log", *sorted(d.glob("*/reproduce.log"))]
+            if f.exists()]
     if not logs:
         return None
     info = {"rc": 0, "seconds": 0.0, "commands": [], "runs": 0}
@@ -62,6 +64,56 @@ def _budgets(sw: Sweep) -> str:
     return "; ".join(seen)
 
 
+def _trials(sw: Sweep) -> Optional[int]:
+    """Distinct seeds among a sweep's jobs (the trials each configuration has)."""
+    seeds = {r.get("seed") for r in sw.rows if r.get("seed") not in (None, "")}
+    return len(seeds) or None
+
+
+def tuned_lrs(root: Path, preset: str) -> list[dict]:
+    """The lr chosen per (arm, labeling) of a tuned preset (root/tuning/<preset>/chosen.json)."""
+    f = root / "tuning" / preset / "chosen.json"
+    return list(json.loads(f.read_text()).values()) if f.exists() else []
+
+
+def _tuning_lines(root: Path, presets: list[str]) -> list[str]:
+    rows = [(p, c) for p in presets for c in tuned_lrs(root, p)]
+    if not rows:
+        return []
+    lines = ["## Learning rates (tuned per arm before the verdict sweeps)", "",
+             "The grid is each arm's default lr x 1/3, 1, 3, one EMC search per lr at one size and seed 100 "
+             "(`multirun/reproduce/tuning/<preset>/<arm>`); the rule is in the Rules section.", "",
+             "| preset | arm | labeling | EMC per lr of the grid | chosen lr | note |", "|---|---|---|---|---|---|"]
+    for p, c in rows:
+        grid = ", ".join(f"{lr:g}: {e}" for lr, e in c["grid"])
+        lines.append(f"| `{p}` | {c['arm']} | {c['labeling']} | {grid} | {c['lr']:g} | "
+                     f"{'at the edge of the grid' if c.get('edge') else ''} |")
+    return lines + [""]
+
+
+def time_breakdown(dirs: list[Path]) -> dict:
+    """Where a preset's time went, from its attempts' journals (fits.jsonl under dirs): seconds training
+    attempts that fitted, failed attempts that ended at the cap, failed attempts that ended with a
+    verdict (verified minimum, diverged, degenerate), and of those the minimum checks (check_seconds)."""
+    out = {"fits": 0.0, "failures_cap": 0.0, "failures_verdict": 0.0, "checks": 0.0, "attempts": 0}
+    for d in dirs:
+        for f in (d.rglob("fits.jsonl") if d.exists() else []):
+            for line in f.read_text().splitlines():
+                if not line.strip():
+                    continue
+                a = json.loads(line)
+                secs = float(a.get("seconds") or 0.0)
+                out["attempts"] += 1
+                out["checks"] += float(a.get("check_seconds") or 0.0)
+                if a.get("status") == "fitted":
+                    out["fits"] += secs
+                elif a.get("stop_reason") == "cap" or a.get("status") == "unverified":
+                    out["failures_cap"] += secs
+                else:
+                    out["failures_verdict"] += secs
+    return out
+
+
 def decide(runs: dict, sweeps: dict, tiny: bool) -> list[dict]:
     """Each finding whose preset was run or reported: {id, verdict, preset, measured, finding, figure}.
     A rule that cannot read its sweep must not stop the others (inconclusive, with the error)."""
@@ -85,17 +137,20 @@ def decide(runs: dict, sweeps: dict, tiny: bool) -> list[dict]:
         if verdict == BUDGET and not tiny:
             measured += ". Would settle it: converged EMCs (docs/convergence.md)"
         rows.append({"id": f.id, "verdict": verdict, "preset": f.preset, "measured": measured, "finding": f,
-                     "figure": fig})
+                     "figure": fig, "trials": _trials(sw) if sw is not None else None})
     return rows
 
 
 def _verdict_lines(rows: list[dict], base: Path) -> list[str]:
     lines = ["## Verdicts", "",
-             "| id | source | claim | preset | measured (trials, SE) | figure | verdict |",
-             "|---|---|---|---|---|---|---|"]
+             "| id | source | claim | the paper reports | preset (trials) | measured here (mean ± SE over pairs "
+             "or jobs; converged share) | figure | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for v in rows:
         f, fig = v["finding"], v["figure"]
-        lines.append(f"| {f.id} | {f.source} | {f.claim} | `{f.preset}` | {v['measured'].replace('|', '/')} | "
+        trials = f" ({v['trials']} seeds)" if v.get("trials") else ""
+        lines.append(f"| {f.id} | {f.source} | {f.claim} | {f.paper or '(as stated in the claim)'} | "
+                     f"`{f.preset}`{trials} | {v['measured'].replace('|', '/')} | "
                      f"{_rel(fig, base) if fig else '(none)'} | **{v['verdict']}** |")
     budget = [v["id"] for v in rows if v["verdict"] == BUDGET]
     if budget:
@@ -107,12 +162,22 @@ def _verdict_lines(rows: list[dict], base: Path) -> list[str]:
     return lines
 
 
-def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path) -> list[str]:
+def _min(x: float) -> str:
+    return f"{x / 60:.1f}"
+
+
+def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path, root: Path,
+                 verdict: frozenset = frozenset()) -> list[str]:
     lines = ["## Sweeps", "",
              "Budget: epochs / minimum optimizer steps / extensions of one fit attempt, and the training pool "
-             "(max samples; an EMC equal to it is a lower bound).", "",
-             "| preset | jobs | unverified attempts | budget | status | wall time | command |",
-             "|---|---|---|---|---|---|---|"]
+             "(max samples; an EMC equal to it is a lower bound). Set: *verdict* presets run by `make reproduce`, "
+             "*extra* by `make reproduce-extra`. Where the time goes (CPU minutes of training, from the "
+             "attempts' journals, tuning included; two jobs ran at once, so these sum to about twice the "
+             "wall time): attempts that fitted, failed attempts that ended at the cap, failed attempts "
+             "that ended with a verdict, and the minimum checks within them.", "",
+             "| preset | set | jobs | unverified attempts | budget | status | wall time | fits / failures at cap / "
+             "failures with a verdict / checks (CPU min) | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in presets:
         if name not in runs and name not in sweeps:
             continue
@@ -122,15 +187,22 @@ def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path) -> li
         status = "ok" if sw and info.get("rc", 0) == 0 else (info.get("error") or info.get("report_error")
                                                             or "not run")
         secs = info.get("seconds")
-        command = '; '.join(info.get('commands') or []) or f"python -m flexnet +experiment={name} -m"
-        lines.append(f"| `{name}` | {jobs} | {unv} | {_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
+        cmds = info.get('commands') or []
+        command = '; '.join(cmds) if len(cmds) <= 3 else f"python scripts/reproduce.py --only {name}"
+        command = command or f"python -m flexnet +experiment={name} -m"
+        more = f" ({len(cmds)} multiruns, each recorded in its reproduce.log)" if len(cmds) > 3 else ""
+        tb = time_breakdown([root / name, root / "tuning" / name])
+        lines.append(f"| `{name}` | {'verdict' if name in verdict else 'extra'} | {jobs} | {unv} | "
+                     f"{_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
                      f"{'%.0f s' % secs if secs is not None else '(skipped)'} | "
-                     f"`{command.replace(str(repo) + os.sep, '')}` |")
+                     f"{_min(tb['fits'])} / {_min(tb['failures_cap'])} / {_min(tb['failures_verdict'])} / "
+                     f"{_min(tb['checks'])} | `{command.replace(str(repo) + os.sep, '')}`{more} |")
     return lines
 
 
 def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets: list[str], tiny: bool,
-                       total_s: float, repo: Path, notes: Optional[Path] = None) -> list[dict]:
+                       total_s: float, repo: Path, notes: Optional[Path] = None,
+                       verdict_presets: tuple = ()) -> list[dict]:
     """Write REPRODUCTION.md to out and root/verdicts.json; the verdicts ({id, verdict, preset, measured}).
     runs: per preset what running it recorded (rc, seconds, commands, error); sweeps: the reported
     sweeps; presets: the order of the sweeps table; repo: stripped from the commands; notes: the
@@ -139,10 +211,13 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
     rows = decide(runs, sweeps, tiny)
     lines = ["# Reproduction of the EMC paper and of Zhang et al. (2017) at CPU scale", ""]
     swept = sum(float(r.get("seconds") or 0.0) for r in runs.values())
+    v_s = sum(float(r.get("seconds") or 0.0) for n, r in runs.items() if n in verdict_presets)
     lines.append(f"Written by `python scripts/reproduce.py{' --tiny' if tiny else ''}` "
                  f"({time.strftime('%Y-%m-%d %H:%M')}); sweeps under `{_rel(str(root), base)}/`; "
                  f"{total_s / 60:.1f} minutes of wall time for this invocation; the sweeps' own runs "
-                 f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes.")
+                 f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes"
+                 + (f", of which the verdict presets (`make reproduce`) {v_s / 60:.1f} minutes and the extra "
+                    f"presets (`make reproduce-extra`) {(swept - v_s) / 60:.1f}" if verdict_presets else "") + ".")
     if tiny:
         lines += ["", "**--tiny: smoke-test budgets (5 epochs, one or two sweep points). These numbers say "
                       "nothing about the findings.**"]
@@ -150,7 +225,8 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
                   "`python -m flexnet.report <sweep dir>` (or `python scripts/reproduce.py --skip-run`).", "",
               *_verdict_lines(rows, base),
               "", "## Rules (fixed before the runs; never tuned to the numbers)", "", RULES_TEXT,
-              *_sweep_lines(presets, runs, sweeps, repo),
+              *_tuning_lines(root, presets),
+              *_sweep_lines(presets, runs, sweeps, repo, root, frozenset(verdict_presets)),
               "", "Per-sweep tables (emc.csv, groups.csv, report.json, emc.md) and figures are in "
                   "`<sweep dir>/report/`.", ""]
     if not tiny and notes is not None and notes.exists():   # reading of the numbers, written by hand after a run

@@ -101,40 +101,55 @@ def mean_log_emc(jobs: list[Job]) -> tuple[float, float, int]:
     return m, se, len(trials)
 
 
-def generalization_pairs(jobs: list[Job], by: list[str]) -> dict:
-    """Pairs (semantic, random labels) with every other config key equal: percent increase of EMC
-    from random to semantic labels against the semantic job's generalisation gap."""
-    def pair_key(j: Job) -> str:
-        return json.dumps({k: v for k, v in j.config.items() if not k.startswith("labeling.")},
-                          sort_keys=True, default=str)
+# keys a preset tunes per arm (scripts/reproduce.py): part of the arm, never of what pairs two jobs
+TUNED_KEYS = ("optimizer.lr", "optimizer.batch_size")
 
-    sem = {pair_key(j): j for j in jobs if j.labeling == "semantic"}
-    rnd = {pair_key(j): j for j in jobs if j.labeling in RANDOM_LABELINGS}
+
+def _gen_key(j: Job, drop: tuple) -> str:
+    return json.dumps({k: v for k, v in j.config.items() if not k.startswith(drop) and k not in TUNED_KEYS},
+                      sort_keys=True, default=str)
+
+
+def generalization_pairs(jobs: list[Job], by: list[str], fixed: Optional[list[Job]] = None) -> dict:
+    """Pairs (semantic, random labels) with every other config key equal (the tuned lr aside): percent
+    increase of EMC from random to semantic labels against the generalisation gap (train minus test
+    accuracy). The gap comes from a search=fixed job with semantic labels and the same config (the
+    same size and seed, trained at one fixed n: `gap_n`) when `fixed` has one, else from the semantic
+    EMC search at its EMC."""
+    sem = {_gen_key(j, ("labeling.",)): j for j in jobs if j.labeling == "semantic"}
+    rnd = {_gen_key(j, ("labeling.",)): j for j in jobs if j.labeling in RANDOM_LABELINGS}
+    gap_jobs = {_gen_key(j, ("labeling.", "search.")): j for j in fixed or [] if j.labeling == "semantic"}
     if not sem or not rnd:
         return {}
     other_by = [k for k in by if not k.startswith("labeling.")]
     points = []
     for key in sorted(set(sem) & set(rnd)):
         s, r = sem[key], rnd[key]
-        if r.emc <= 0 or s.result.get("test_accuracy") is None:
+        g = gap_jobs.get(_gen_key(s, ("labeling.", "search.")))
+        src = g if g is not None else s
+        if r.emc <= 0 or src.result.get("test_accuracy") is None:
             continue
-        train = s.result.get("train_accuracy")
-        train = s.threshold if train is None else train
+        train = src.result.get("train_accuracy")
+        train = src.threshold if train is None else train
         points.append({"semantic_job": str(s.path), "random_job": str(r.path), "group": group_label(s, other_by),
-                       "label": short_label(s, other_by),
+                       "label": short_label(s, other_by), "arch": s.config.get("arch.name"),
                        "params": s.params, "seed": s.seed, "emc_semantic": s.emc, "emc_random": r.emc,
                        "emc_increase_pct": 100.0 * (s.emc - r.emc) / r.emc,
-                       "generalization_gap": float(train) - float(s.result["test_accuracy"])})
-    r_val = p_val = float("nan")
-    if len(points) >= 3:
-        from scipy.stats import pearsonr
-
-        x = [p["generalization_gap"] for p in points]
-        y = [p["emc_increase_pct"] for p in points]
-        if np.std(x) > 0 and np.std(y) > 0:
-            res = pearsonr(x, y)
-            r_val, p_val = float(res[0]), float(res[1])
+                       "generalization_gap": float(train) - float(src.result["test_accuracy"]),
+                       "gap_job": None if g is None else str(g.path),
+                       "gap_n": None if g is None else g.config.get("search.n")})
+    r_val, p_val = pearson([p["generalization_gap"] for p in points], [p["emc_increase_pct"] for p in points])
     return {"points": points, "r": r_val, "p": p_val}
+
+
+def pearson(x: list, y: list) -> tuple:
+    """Pearson r and its p-value; nan when there are fewer than 3 points or either side is constant."""
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan"), float("nan")
+    from scipy.stats import pearsonr
+
+    res = pearsonr(x, y)
+    return float(res[0]), float(res[1])
 
 
 def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
