@@ -9,7 +9,10 @@
 5. a job with `search.trials=5`: one attempt at a time, stacked rounds, worker processes;
 6. the default job (both labelings) trained to a verdict (train.policy=converge) against the old
    default (the fixed cosine schedule): EMC, certificate, cost and where the time goes.
-`--only 5` / `--only 6` reruns that section alone and replaces it in the existing file.
+7. the whole study: `make reproduce` (the verdict presets) read back from the committed sweeps'
+   reproduce.log files and journals: wall time per preset and where it went (fits, failures at the
+   cap, failures with a verdict, minimum checks). Nothing is trained for this section.
+`--only 5` / `--only 6` / `--only 7` reruns that section alone and replaces it in the existing file.
 Each figure names the device that produced it.
 """
 from __future__ import annotations
@@ -251,6 +254,41 @@ def bench_policies(tmp, lines, dev):
     lines += ["", "Target (issue: EMC at a verified minimum): the default job under 3 minutes for both labelings.", ""]
 
 
+def bench_reproduce(lines, root: Path = ROOT / "multirun" / "reproduce"):
+    """Section 7: the verdict presets' recorded wall time (reproduce.log, every run of a resumed sweep
+    counted) and CPU time by outcome (fits.jsonl), per preset."""
+    import importlib.util
+
+    from flexnet.analysis.reproduction import logged_runs, time_breakdown
+
+    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod   # dataclasses look their module up while the class is created
+    spec.loader.exec_module(mod)
+    lines += ["## 7. Whole-study cost: `make reproduce` (the verdict presets)", "",
+              "Read back from the committed sweeps under `multirun/reproduce/` (their `reproduce.log` files "
+              "and attempt journals; tuning included). Wall time is what the runs recorded, two jobs at a "
+              "time on the 2 cores; the other columns are CPU minutes of training by outcome, so they add up "
+              "to about twice the wall time, less Hydra's start-up and the reports.", "",
+              "| preset | wall min | fits | failures at the cap | failures with a verdict | of which checks |",
+              "|---|---|---|---|---|---|"]
+    tot = {"wall": 0.0, "fits": 0.0, "failures_cap": 0.0, "failures_verdict": 0.0, "checks": 0.0}
+    for p in [q for q in mod.PRESETS if q.verdict]:
+        logged = logged_runs(root / p.name, root / "tuning" / p.name) or {}
+        tb = time_breakdown([root / p.name, root / "tuning" / p.name])
+        wall = float(logged.get("seconds") or 0.0)
+        tot["wall"] += wall
+        for k in ("fits", "failures_cap", "failures_verdict", "checks"):
+            tot[k] += tb[k]
+        lines.append(f"| `{p.name}` | {wall / 60:.1f} | {tb['fits'] / 60:.1f} | {tb['failures_cap'] / 60:.1f} | "
+                     f"{tb['failures_verdict'] / 60:.1f} | {tb['checks'] / 60:.1f} |")
+    lines.append(f"| **total** | **{tot['wall'] / 60:.1f}** | {tot['fits'] / 60:.1f} | {tot['failures_cap'] / 60:.1f} | "
+                 f"{tot['failures_verdict'] / 60:.1f} | {tot['checks'] / 60:.1f} |")
+    lines += ["", f"Target (issue: the reproduction re-run): `make reproduce` at most 120 minutes on this 2-core "
+                  f"machine; recorded: {tot['wall'] / 60:.0f} minutes.", ""]
+    return tot
+
+
 def replace_section(path: Path, number: int, new: list[str]) -> str:
     """The file's text with section `## <number>.` replaced by `new` (appended if absent)."""
     old = path.read_text().splitlines() if path.exists() else ["# flexnet benchmarks", ""]
@@ -270,7 +308,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="shorter budgets (smoke test of the benchmark itself)")
-    ap.add_argument("--only", type=int, choices=[5, 6], default=None,
+    ap.add_argument("--only", type=int, choices=[5, 6, 7], default=None,
                     help="run one section and replace it in --out, keeping the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -281,6 +319,8 @@ def main():
                               f"{time.strftime('%Y-%m-%d %H:%M')}.)", ""]
             if args.only == 5:
                 bench_trials(sec, dev, Path(d))
+            elif args.only == 7:
+                bench_reproduce(sec)
             else:
                 bench_policies(Path(d), sec, dev)
         # the section's own heading first, then the note of when it ran
@@ -308,6 +348,7 @@ def main():
         bench_trials(lines, dev, tmp, epochs=40 if args.quick else 200)
         if not args.quick:
             bench_policies(tmp, lines, dev)
+        bench_reproduce(lines)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

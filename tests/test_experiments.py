@@ -269,7 +269,7 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     assert "| Z3 |" in text2
     # the sweep's own wall time and command come from its reproduce.log, not "(skipped)"
     row = [l for l in text2.splitlines() if l.startswith("| `zhang_corruption` |")][0]
-    secs = float(row.split("|")[6].strip().rstrip(" s"))
+    secs = float(row.split("|")[7].strip().rstrip(" s"))   # the "wall time" column
     logged = logged_runs(tmp_path / "mr" / "zhang_corruption")
     assert logged["runs"] == 1 and logged["rc"] == 0 and abs(secs - logged["seconds"]) < 1
     assert "+experiment=zhang_corruption" in row

@@ -58,7 +58,8 @@ def _budgets(sw: Sweep) -> str:
     for r in sw.rows:
         j = job_result(sw, r)
         t = (j.get("config") or {}).get("train") or {}
-        b = f"{t.get('epochs')}/{t.get('min_steps')}/{t.get('max_extensions')}, pool {j.get('pool_size')}"
+        b = (f"{t.get('policy') or 'fixed'} {t.get('epochs')}/{t.get('min_steps')}/{t.get('max_extensions')}, "
+             f"pool {j.get('pool_size')}")
         if b not in seen:
             seen.append(b)
     return "; ".join(seen)
@@ -169,8 +170,9 @@ def _min(x: float) -> str:
 def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path, root: Path,
                  verdict: frozenset = frozenset()) -> list[str]:
     lines = ["## Sweeps", "",
-             "Budget: epochs / minimum optimizer steps / extensions of one fit attempt, and the training pool "
-             "(max samples; an EMC equal to it is a lower bound). Set: *verdict* presets run by `make reproduce`, "
+             "Budget: the lr policy (converge: train until a verdict, the numbers are the safety cap; fixed: the "
+             "schedule before 2026-12-02, with extensions), epochs / minimum optimizer steps / extensions of one "
+             "fit attempt, and the training pool (max samples; an EMC equal to it is a lower bound). Set: *verdict* presets run by `make reproduce`, "
              "*extra* by `make reproduce-extra`. Where the time goes (CPU minutes of training, from the "
              "attempts' journals, tuning included; two jobs ran at once, so these sum to about twice the "
              "wall time): attempts that fitted, failed attempts that ended at the cap, failed attempts "
