@@ -49,7 +49,7 @@ def test_every_preset_is_in_reproduce():
                   "zhang_batchnorm", "double_descent", "emc_budget"]:
         assert study in PRESET_FILES
     # every finding's preset is a verdict preset (make reproduce); the others are extra
-    from flexnet.analysis.verdicts import FINDINGS
+    from flexnet.analysis.findings import FINDINGS
 
     verdict = {p.name for p in reproduce.PRESETS if p.verdict}
     assert {f.preset for f in FINDINGS} <= verdict

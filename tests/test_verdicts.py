@@ -1,10 +1,11 @@
-"""flexnet.analysis.verdicts: every rule of the reproduction on small synthetic sweeps (no training).
+"""flexnet.analysis.verdicts and .findings: every rule of the reproduction on small synthetic sweeps (no training).
 
 Rows are what `flexnet.report` writes to emc.csv (all values strings)."""
 from __future__ import annotations
 
 import json
 
+from flexnet.analysis import findings as F
 from flexnet.analysis import verdicts as V
 from flexnet.analysis.reported import Sweep, converged
 
@@ -105,7 +106,7 @@ def test_rule_generalization_within_each_family(tmp_path):
             "generalization_gap": 0.1 + p / 1000 + 0.01 * s, "gap_n": 1000}
            for a in ("mlp", "cnn") for p in sizes for s in (0, 1)]
     _gen_csv(tmp_path, pts)
-    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
     assert v == V.HOLDS, txt
     assert txt.count("over 6 size(s)") == 2 and "gap at n = 1000" in txt and "pooled over families" in txt
     # in the CNN the relation is reversed: the finding does not hold (one family is enough)
@@ -113,33 +114,33 @@ def test_rule_generalization_within_each_family(tmp_path):
         if q["arch"] == "cnn":
             q["emc_increase_pct"] = 100 + q["params"] / 3
     _gen_csv(tmp_path, pts)
-    assert V.rule_generalization(_sweep(tmp_path, _gen_rows()))[0] == V.FAILS
+    assert F.rule_generalization(_sweep(tmp_path, _gen_rows()))[0] == V.FAILS
     # pooled, the two families would correlate strongly (MLP: big gaps and small increases), but within each
     # family there is no relation: inconclusive, not "holds"
     pts = [{"arch": a, "params": p, "seed": 0, "emc_increase_pct": (50 if a == "mlp" else 300) + (p % 200) / 10,
             "generalization_gap": (0.6 if a == "mlp" else 0.1) + ((p * 7) % 300) / 3000, "gap_n": 1000}
            for a in ("mlp", "cnn") for p in sizes]
     _gen_csv(tmp_path, pts)
-    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
     assert v == V.INCONCL and "pooled over families**: r = -0.9" in txt
     # holds in both families, but the EMCs are not converged: inconclusive (budget)
     pts = [{"arch": a, "params": p, "seed": 0, "emc_increase_pct": 300 - p / 3, "generalization_gap": p / 1000,
             "gap_n": 1000} for a in ("mlp", "cnn") for p in sizes]
     _gen_csv(tmp_path, pts)
-    v, txt = V.rule_generalization(_sweep(tmp_path, _gen_rows(converged=False)))
+    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows(converged=False)))
     assert v == V.BUDGET and "converged EMCs 0/24" in txt
     # fewer than 3 sizes in a family: inconclusive
     _gen_csv(tmp_path, [q for q in pts if q["params"] <= 200])
-    assert "fewer than 3 sizes" in V.rule_generalization(_sweep(tmp_path, _gen_rows()))[1]
+    assert "fewer than 3 sizes" in F.rule_generalization(_sweep(tmp_path, _gen_rows()))[1]
 
 
 def test_combine_parts_and_reported():
     h, f, b, i = ((x, "t") for x in (V.HOLDS, V.FAILS, V.BUDGET, V.INCONCL))
-    assert V.combine([("a", h), ("b", h)])[0] == V.HOLDS
-    assert V.combine([("a", h), ("b", f)])[0] == V.FAILS
-    assert V.combine([("a", h), ("b", b)])[0] == V.BUDGET
-    assert V.combine([("a", h), ("b", i)])[0] == V.INCONCL
-    v, txt = V.combine([("a", h)], [("c", f)])   # a reported part never decides
+    assert F.combine([("a", h), ("b", h)])[0] == V.HOLDS
+    assert F.combine([("a", h), ("b", f)])[0] == V.FAILS
+    assert F.combine([("a", h), ("b", b)])[0] == V.BUDGET
+    assert F.combine([("a", h), ("b", i)])[0] == V.INCONCL
+    v, txt = F.combine([("a", h)], [("c", f)])   # a reported part never decides
     assert v == V.HOLDS and "reported (does not decide): **c**" in txt
 
 
@@ -153,29 +154,29 @@ def test_rule_p1_on_random_labels_per_family_with_semantic_reported(tmp_path):
     # random labels: both families below their parameter count; semantic CNN above it (the paper's exception)
     rows = _arch_rows(lambda a, lab, p, s: p // 2 + s if lab == "random_labels" or a == "mlp" else 3 * p + s,
                       archs=("mlp", "cnn"))
-    v, txt = V.rule_p1(_sweep(tmp_path, rows))
+    v, txt = F.rule_p1(_sweep(tmp_path, rows))
     assert v == V.HOLDS and "reported (does not decide): **mlp, semantic labels**" in txt
     assert "**cnn, semantic labels**" in txt and "[does not hold]" in txt
     # the CNN on random labels above its parameter count: P1 does not hold
     rows = _arch_rows(lambda a, lab, p, s: 3 * p + s if a == "cnn" else p // 2 + s, archs=("mlp", "cnn"))
-    assert V.rule_p1(_sweep(tmp_path, rows))[0] == V.FAILS
+    assert F.rule_p1(_sweep(tmp_path, rows))[0] == V.FAILS
 
 
 def test_rule_p2_pairs_across_arms_tuned_at_different_lrs(tmp_path):
     # each arch runs at its own tuned lr (optimizer.lr differs): the pairs still form, by size and seed
     rows = _arch_rows(lambda a, lab, p, s: {"cnn": 2 * p, "mlp": p, "vit": p // 2}[a] + s)
-    v, txt = V.rule_p2(_sweep(tmp_path, rows))
+    v, txt = F.rule_p2(_sweep(tmp_path, rows))
     assert v == V.HOLDS and txt.count("over 10 pair(s)") == 6 and "mlp vs vit" in txt
     # CNN above MLP on semantic labels only: the random-label part does not hold
     rows = _arch_rows(lambda a, lab, p, s: (2 * p if lab == "semantic" else p // 2) + s if a == "cnn" else p + s)
-    assert V.rule_p2(_sweep(tmp_path, rows))[0] == V.FAILS
+    assert F.rule_p2(_sweep(tmp_path, rows))[0] == V.FAILS
 
 
 def test_rule_p3_decides_on_semantic_labels_only(tmp_path):
     rows = [_row(o, p, s, {"sgd": 2 * p, "gd": p if lab == "semantic" else 2 * p, "shampoo": 2 * p}[o] + s,
                  **{"labeling.name": lab}) for o in ("sgd", "gd", "shampoo") for lab in ("semantic", "random_labels")
             for p in (200, 400) for s in range(3)]
-    v, txt = V.rule_p3(_sweep(tmp_path, rows))
+    v, txt = F.rule_p3(_sweep(tmp_path, rows))
     assert v == V.HOLDS
     assert "**sgd vs gd, random labels**" in txt and "**sgd vs shampoo, semantic**" in txt
 
@@ -184,9 +185,9 @@ def test_rule_p5_needs_both_sigmoidal_activations(tmp_path):
     def rows(emc):
         return [_row("sgd", p, s, emc[a] * p // 100 + s, **{"arch.activation": a})
                 for a in ("relu", "tanh", "sigmoid", "identity") for p in (200, 400) for s in range(3)]
-    v, txt = V.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 100, "sigmoid": 50, "identity": 20})))
+    v, txt = F.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 100, "sigmoid": 50, "identity": 20})))
     assert v == V.HOLDS and "relu vs identity" in txt
-    assert V.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 300, "sigmoid": 50, "identity": 20})))[0] == V.FAILS
+    assert F.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 300, "sigmoid": 50, "identity": 20})))[0] == V.FAILS
 
 
 def test_converged_of_a_job_reported_before_the_column_reads_its_journal(tmp_path):

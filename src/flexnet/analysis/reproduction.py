@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from .reported import Sweep, as_float, job_result
-from .verdicts import BUDGET, FINDINGS, INCONCL, RULES_TEXT
+from .findings import FINDINGS
+from .verdicts import BUDGET, INCONCL, RULES_TEXT
 
 
 def logged_runs(sweep_dir: Path, *more: Path) -> Optional[dict]:
