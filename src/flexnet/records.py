@@ -224,13 +224,27 @@ def drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None) ->
         os.replace(tmp, path)
 
 
-def read_curve(path: Path) -> list[dict]:
-    """The records of a curve.jsonl (unreadable lines skipped; none when the file is missing)."""
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file (fits.jsonl, curve.jsonl), read only (the Journal replays and
+    repairs fits.jsonl): blank and unreadable lines skipped; none when the file is missing."""
     out = []
     try:
         lines = Path(path).read_text().splitlines()
     except OSError:
         return out
+    for line in lines:
+        try:
+            rec = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def read_curve(path: Path) -> list[dict]:
+    """The records of a curve.jsonl (unreadable lines skipped; none when the file is missing)."""
+    return [rec for rec in read_jsonl(path) if "step" in rec]
     for line in lines:
         try:
             rec = json.loads(line)

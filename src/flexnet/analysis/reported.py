@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..records import FITS_FILE, read_jsonl
 from .collect import REPORT_DIR
 
 
@@ -72,16 +73,10 @@ def budget_bound(sw: Sweep, r: dict) -> bool:
     failed = as_float(r.get("bracket_failed"))
     if failed is None:
         return False
-    try:
-        lines = (sw.dir / r["job"] / "fits.jsonl").read_text().splitlines()
-    except (OSError, KeyError):
+    if "job" not in r:
         return False
-    for line in lines:
-        if line.strip():
-            a = json.loads(line)
-            if a.get("n") == int(failed) and a.get("status") == "unverified":
-                return True
-    return False
+    return any(a.get("n") == int(failed) and a.get("status") == "unverified"
+               for a in read_jsonl(sw.dir / r["job"] / FITS_FILE))
 
 
 def converged(sw: Sweep, r: dict) -> bool:
@@ -121,18 +116,8 @@ def job_result(sw: Sweep, r: dict) -> dict:
 
 def steps_to_fit(sw: Sweep, r: dict) -> float:
     """Optimizer steps of the fitted attempt (fits.jsonl); inf when the job never fitted."""
-    path = sw.dir / r["job"] / "fits.jsonl"
-    steps = math.inf
-    try:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            a = json.loads(line)
-            if a.get("status") == "fitted" and a.get("steps") is not None:
-                steps = min(steps, float(a["steps"]))
-    except (OSError, ValueError):
-        pass
-    return steps
+    return min((float(a["steps"]) for a in read_jsonl(sw.dir / r["job"] / FITS_FILE)
+                if a.get("status") == "fitted" and a.get("steps") is not None), default=math.inf)
 
 
 def generalization_points(sw: Sweep) -> list:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..records import FITS_FILE, read_jsonl
 from .reported import Sweep, as_float, job_result
 from .findings import FINDINGS
 from .verdicts import BUDGET, INCONCL, RULES_TEXT
@@ -99,11 +100,8 @@ def time_breakdown(dirs: list[Path]) -> dict:
     verdict (verified minimum, diverged, degenerate), and of those the minimum checks (check_seconds)."""
     out = {"fits": 0.0, "failures_cap": 0.0, "failures_verdict": 0.0, "checks": 0.0, "attempts": 0}
     for d in dirs:
-        for f in (d.rglob("fits.jsonl") if d.exists() else []):
-            for line in f.read_text().splitlines():
-                if not line.strip():
-                    continue
-                a = json.loads(line)
+        for f in (d.rglob(FITS_FILE) if d.exists() else []):
+            for a in read_jsonl(f):
                 secs = float(a.get("seconds") or 0.0)
                 out["attempts"] += 1
                 out["checks"] += float(a.get("check_seconds") or 0.0)
