@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from flexnet.analysis.hparams import TUNE_FACTORS, choose_lr
+from flexnet.analysis.hparams import TUNE_FACTORS, choose_lr, collect
 from flexnet.analysis.reported import load_sweep
 from flexnet.analysis.reproduction import logged_runs, write_reproduction
 
@@ -62,13 +62,12 @@ class Arm:
 @dataclass
 class Tuned:
     """Tuning as part of a preset: per (arm, labeling) one EMC search per lr of the grid (the arm's lr x
-    TUNE_FACTORS) at `at` (one size, the tuning seed), the lr chosen by flexnet.analysis.hparams.choose_lr,
+    TUNE_FACTORS) at the arm's `tune` size and the tuning seed, the lr chosen by flexnet.analysis.hparams.choose_lr,
     then one verdict sweep per (arm, labeling) at that lr into <sweep dir>/<arm>-<labeling>. `gap`:
     overrides of a search=fixed sweep per arm on semantic labels at its semantic lr (P4's
     generalisation gap at one n), into <sweep dir>/<arm>-gap."""
     arms: list
     labelings: list
-    at: list
     gap: list = field(default_factory=list)
 
 
@@ -98,17 +97,17 @@ PRESETS = [
            tuned=Tuned(arms=[Arm(a, [f"arch={a}"], 0.1, [f"scaling.params={ARCHS_SIZES[a]}"],
                                  [f"scaling.params={ {'mlp': 320, 'cnn': 170, 'vit': 1000}[a]}"])
                              for a in ("mlp", "cnn", "vit")],
-                       labelings=["semantic", "random_labels"], at=[],
+                       labelings=["semantic", "random_labels"],
                        gap=["search=fixed", "search.n=1000", "search.max_attempts=1", "~search.resolution"])),
     Preset("emc_optimizers", verdict=True, tiny=["optimizer=sgd,gd", "labeling=semantic", "scaling.params=300"],
            tuned=Tuned(arms=[*_arms("optimizer", ["sgd", "gd"], {"sgd": 0.1, "gd": 0.5}, ["scaling.params=320,1000"],
                                     ["scaling.params=320"]),
                              Arm("shampoo", ["optimizer=shampoo"], 2.0, ["scaling.params=320"], ["scaling.params=320"])],
-                       labelings=["semantic", "random_labels"], at=[])),
+                       labelings=["semantic", "random_labels"])),
     Preset("emc_activations", verdict=True, tiny=["arch.activation=relu,sigmoid", "scaling.params=300"],
            tuned=Tuned(arms=_arms("arch.activation", ["relu", "tanh", "sigmoid", "identity"], 0.1,
                                   ["scaling.params=320,1000"], ["scaling.params=320"]),
-                       labelings=["semantic"], at=[])),
+                       labelings=["semantic"])),
     Preset("zhang_randomization", fixed=True, verdict=True,
            tiny=["labeling=random_labels,random_inputs", "scaling.params=2000"]),
     Preset("zhang_corruption", fixed=True, verdict=True, tiny=["labeling.p=0.0,1.0", "scaling.params=2000"]),
@@ -232,11 +231,10 @@ def choose_lrs(p: Preset, tdir: Path) -> dict:
     for arm in p.tuned.arms:
         rows: dict = {}
         res = 0.0
-        for f in sorted((tdir / arm.name).rglob("emc.json")):
-            r = json.loads(f.read_text())
-            cfg = r.get("config") or {}
+        for r in collect(tdir / arm.name) if (tdir / arm.name).exists() else []:
+            cfg = r["config"]
             lab = (cfg.get("labeling") or {}).get("name")
-            rows.setdefault(lab, []).append({"lr": float(cfg["optimizer"]["lr"]), "emc": int(r.get("emc") or 0)})
+            rows.setdefault(lab, []).append({"lr": float(cfg["optimizer"]["lr"]), "emc": int(r["emc"] or 0)})
             res = float((cfg.get("search") or {}).get("resolution") or res)
         for lab in arm.labelings or p.tuned.labelings:
             if rows.get(lab):
@@ -255,7 +253,7 @@ def run_tuned(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list) -
         labs = arm.labelings or t.labelings
         grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
         _add(info, multirun(p.name, tdir / arm.name, f"{p.name}/tuning/{arm.name}",
-                            [*arm.overrides, f"labeling={','.join(labs)}", f"optimizer.lr={grid}", *arm.tune, *t.at,
+                            [*arm.overrides, f"labeling={','.join(labs)}", f"optimizer.lr={grid}", *arm.tune,
                              *budget, f"seed={TUNE_SEED}", *extra]))
     chosen = choose_lrs(p, tdir)
     (tdir / "chosen.json").write_text(json.dumps(chosen, indent=2) + "\n")
