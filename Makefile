@@ -57,11 +57,11 @@ test-slurm: install  ## start local Slurm, run the slurm-marked tests, stop it
 bench: install  ## benchmarks, written to BENCHMARKS.md
 	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
-reproduce: install  ## the verdict presets (lr tuning, 5 seeds; resumes from the journals), REPRODUCTION.md
-	$(PY) scripts/reproduce.py --set verdict --out REPRODUCTION.md
+reproduce: install  ## the verdict presets (lr tuning, 5 seeds; resumes; REPRODUCE_ARGS=--fresh: from scratch), REPRODUCTION.md
+	$(PY) scripts/reproduce.py --set verdict --out REPRODUCTION.md $(REPRODUCE_ARGS)
 
 reproduce-extra: install  ## the other study presets (data, classes, resolution, scaling, reparam, ...)
-	$(PY) scripts/reproduce.py --set extra --out REPRODUCTION.md
+	$(PY) scripts/reproduce.py --set extra --out REPRODUCTION.md $(REPRODUCE_ARGS)
 
 report: $(if $(DIR),install)  ## tables and figures of a sweep: make report DIR=multirun/<date>/<time> [REPORT_ARGS=...]
 	@test -n "$(DIR)" || { echo "make report: give the sweep directory, e.g. make report DIR=multirun/<date>/<time>" >&2; exit 2; }

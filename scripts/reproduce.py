@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 from flexnet.analysis.hparams import TUNE_FACTORS, choose_lr, collect
 from flexnet.analysis.reported import load_sweep
-from flexnet.analysis.reproduction import logged_runs, write_reproduction
+from flexnet.analysis.reproduction import RUNS_FILE, logged_runs, write_reproduction
+from flexnet.records import read_jsonl
+from flexnet.taskpool import PoolRun, Task, run_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -46,6 +50,7 @@ TINY_FIXED = ["search.n=64"]         # search=fixed presets
 # the smoke-scale cap of the slow families run as parts (emc.json's "converged" says they are budget-bound)
 SMOKE = ["train.epochs=100", "train.min_steps=300"]
 TUNE_SEED = 100  # the tuning searches' seed: no verdict job uses it
+JOB_SECONDS = 3.0  # a job's cost beyond its attempts (set-up, evaluation), for the order of the multiruns only
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Arm:
     sweep: list = field(default_factory=list)    # the arm's own axes (e.g. its sizes), replacing the preset's
     tune: list = field(default_factory=list)     # where its lr grid runs (one size)
     labelings: Optional[list] = None             # default: the preset's
+    gap: bool = True                             # run the preset's gap sweep for this arm (P4: families with sizes)
 
 
 @dataclass
@@ -65,7 +71,7 @@ class Tuned:
     TUNE_FACTORS) at the arm's `tune` size and the tuning seed, the lr chosen by flexnet.analysis.hparams.choose_lr,
     then one verdict sweep per (arm, labeling) at that lr into <sweep dir>/<arm>-<labeling>. `gap`:
     overrides of a search=fixed sweep per arm on semantic labels at its semantic lr (P4's
-    generalisation gap at one n), into <sweep dir>/<arm>-gap."""
+    generalisation gap at one n), into <sweep dir>/<arm>-gap, for the arms with `gap` set."""
     arms: list
     labelings: list
     gap: list = field(default_factory=list)
@@ -94,8 +100,9 @@ PRESETS = [
     # ---- verdict presets (make reproduce): each feeds a finding of REPRODUCTION.md
     Preset("emc_archs", verdict=True,
            tiny=["arch=mlp", "labeling=semantic,random_labels", "scaling.params=300"],
+           # P4's gap (search=fixed at n=1000) is needed within a family over sizes: not for the one ViT size
            tuned=Tuned(arms=[Arm(a, [f"arch={a}"], 0.1, [f"scaling.params={ARCHS_SIZES[a]}"],
-                                 [f"scaling.params={ {'mlp': 320, 'cnn': 170, 'vit': 1000}[a]}"])
+                                 [f"scaling.params={ {'mlp': 320, 'cnn': 170, 'vit': 1000}[a]}"], gap=a != "vit")
                              for a in ("mlp", "cnn", "vit")],
                        labelings=["semantic", "random_labels"],
                        gap=["search=fixed", "search.n=1000", "search.max_attempts=1", "~search.resolution"])),
@@ -243,53 +250,126 @@ def choose_lrs(p: Preset, tdir: Path) -> dict:
     return out
 
 
-def run_tuned(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list) -> dict:
-    """A tuned preset: the lr grid of every arm (into root/tuning/<preset>/<arm>), the choice
-    (root/tuning/<preset>/chosen.json), then the verdict sweeps at the chosen lrs and the gap sweeps."""
+def previous_seconds(d: Path) -> Optional[float]:
+    """What the multirun in d cost when it last ran (its jobs' attempt journals, plus JOB_SECONDS a job),
+    to run the longest chains first; None if it never ran."""
+    files = sorted(d.glob("*/fits.jsonl")) if d.exists() else []
+    if not files:
+        return None
+    return sum(JOB_SECONDS + sum(float(a.get("seconds") or 0.0) for a in read_jsonl(f)) for f in files)
+
+
+def _chain(*seconds: Optional[float]) -> float:
+    """Priority of a task that starts a chain of multiruns: their total; unknown (never ran) first."""
+    return math.inf if any(s is None for s in seconds) else float(sum(seconds))
+
+
+def _failed(key: str, group: str, error: str) -> Task:
+    return Task(key, lambda: {"rc": 1, "seconds": 0.0, "commands": [], "error": error}, group=group)
+
+
+def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list) -> list:
+    """A tuned preset's tasks: per arm the lr grid (into root/tuning/<preset>/<arm>); when it finishes,
+    the choice (root/tuning/<preset>/chosen.json) and the arm's verdict sweeps at the chosen lr (and its
+    gap sweep) become tasks of their own."""
     t, tdir = p.tuned, tuning_dir(root, p.name)
-    info = {"rc": 0, "seconds": 0.0, "commands": []}
     budget = [*TINY, *TINY_EMC] if tiny else []
-    for arm in t.arms:
-        labs = arm.labelings or t.labelings
-        grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
-        _add(info, multirun(p.name, tdir / arm.name, f"{p.name}/tuning/{arm.name}",
-                            [*arm.overrides, f"labeling={','.join(labs)}", f"optimizer.lr={grid}", *arm.tune,
-                             *budget, f"seed={TUNE_SEED}", *extra]))
-    chosen = choose_lrs(p, tdir)
-    (tdir / "chosen.json").write_text(json.dumps(chosen, indent=2) + "\n")
     axes = [o for o in p.tiny if not o.startswith(("labeling=", "arch=", "optimizer=", "arch.activation="))] \
         if tiny else []
+    tasks = []
     for arm in t.arms:
-        for lab in arm.labelings or t.labelings:
-            c = chosen.get(f"{arm.name}-{lab}")
-            if c is None:
-                info["rc"] = info["rc"] or 1
-                info.setdefault("error", f"{p.name}: no tuning result for {arm.name}, {lab}")
-                continue
-            _add(info, multirun(p.name, sweep_dir / f"{arm.name}-{lab}", f"{p.name}/{arm.name}-{lab}",
-                                [*arm.overrides, f"labeling={lab}", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep,
-                                 *budget, *axes, *extra]))
-        c = chosen.get(f"{arm.name}-semantic")
-        if t.gap and c is not None:
-            _add(info, multirun(p.name, sweep_dir / f"{arm.name}-gap", f"{p.name}/{arm.name}-gap",
-                                [*arm.overrides, "labeling=semantic", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep,
-                                 *t.gap, *budget, *axes, *(TINY_FIXED if tiny else []), *extra]))
-    return info
+        labs = arm.labelings or t.labelings
+        gap = bool(t.gap and arm.gap)
+        sweeps = [(lab, sweep_dir / f"{arm.name}-{lab}") for lab in labs]
+        est_tune = previous_seconds(tdir / arm.name)
+        est_sweeps = [previous_seconds(d) for _, d in sweeps] + ([previous_seconds(sweep_dir / f"{arm.name}-gap")]
+                                                               if gap else [])
+        grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
+
+        def then(_r: dict, arm=arm, labs=labs, sweeps=sweeps, gap=gap, est=est_sweeps) -> list:
+            chosen = _record_choice(p, tdir, arm)
+            out = []
+            for (lab, d), e in zip(sweeps, est):
+                c, key = chosen.get(f"{arm.name}-{lab}"), f"{p.name}/{arm.name}-{lab}"
+                if c is None:
+                    out.append(_failed(key, p.name, f"{p.name}: no tuning result for {arm.name}, {lab}"))
+                    continue
+                ov = [*arm.overrides, f"labeling={lab}", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep, *budget,
+                      *axes, *extra]
+                out.append(Task(key, partial(multirun, p.name, d, key, ov), _chain(e), group=p.name))
+            c = chosen.get(f"{arm.name}-semantic")
+            if gap and c is not None:
+                key = f"{p.name}/{arm.name}-gap"
+                ov = [*arm.overrides, "labeling=semantic", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep, *t.gap,
+                      *budget, *axes, *(TINY_FIXED if tiny else []), *extra]
+                out.append(Task(key, partial(multirun, p.name, sweep_dir / f"{arm.name}-gap", key, ov), _chain(est[-1]),
+                                group=p.name))
+            return out
+
+        key = f"{p.name}/tuning/{arm.name}"
+        ov = [*arm.overrides, f"labeling={','.join(labs)}", f"optimizer.lr={grid}", *arm.tune, *budget,
+              f"seed={TUNE_SEED}", *extra]
+        tasks.append(Task(key, partial(multirun, p.name, tdir / arm.name, key, ov),
+                          _chain(est_tune, max(est_sweeps, key=lambda x: math.inf if x is None else x)),
+                          then, group=p.name))
+    return tasks
 
 
-def run_preset(p: Preset, sweep_dir: Path, root: Path, tiny: bool, fresh: bool, extra: list) -> dict:
-    """The preset's sweep into sweep_dir, then each of its parts into sweep_dir/<part>; a tuned preset
-    runs its tuning first and one sweep per (arm, labeling)."""
+def _record_choice(p: Preset, tdir: Path, arm: Arm) -> dict:
+    """choose_lrs for the preset, written to tdir/chosen.json (the arms of the preset only)."""
+    chosen = choose_lrs(p, tdir)
+    (tdir / "chosen.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    return {k: v for k, v in chosen.items() if v["arm"] == arm.name}
+
+
+def preset_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, fresh: bool, extra: list) -> list:
+    """The preset's multiruns as tasks: its sweep into sweep_dir and each part's into sweep_dir/<part>,
+    or, tuned, its tuning then one sweep per (arm, labeling). The run times of an earlier run are read
+    (for the order) before --fresh deletes it."""
+    if p.tuned is not None:
+        tasks = tuned_tasks(p, sweep_dir, root, tiny, extra)
+    else:
+        tasks = [Task(p.name if part is None else f"{p.name}/{part}",
+                      partial(run_sweep, p, part, sweep_dir, tiny, extra),
+                      _chain(previous_seconds(sweep_dir if part is None else sweep_dir / part)), group=p.name)
+                 for part in [None, *p.parts]]
     if fresh:
         for d in (sweep_dir, tuning_dir(root, p.name)):
             if d.exists():
                 shutil.rmtree(d)
-    if p.tuned is not None:
-        return run_tuned(p, sweep_dir, root, tiny, extra)
-    info = {"rc": 0, "seconds": 0.0, "commands": []}
-    for part in [None, *p.parts]:
-        _add(info, run_sweep(p, part, sweep_dir, tiny, extra))
-    return info
+    return tasks
+
+
+def run_presets(presets: list, root: Path, tiny: bool, fresh: bool, slots: int, extra: list) -> tuple:
+    """Every multirun of the presets, `slots` at once, longest chain first (taskpool). Each multirun
+    runs its jobs one after another in its own process (Hydra's basic launcher: no per-job start-up);
+    a single multirun with nothing to wait for gets the local launcher's `slots` jobs at once instead.
+    Returns (per preset: rc, seconds, commands, error; the pool's run)."""
+    def build(launcher: list) -> list:
+        return [t for p in presets for t in preset_tasks(p, root / p.name, root, tiny, fresh, [*launcher, *extra])]
+
+    single = len(presets) == 1 and presets[0].tuned is None and not presets[0].parts
+    launcher = ["hydra/launcher=local", f"hydra.launcher.max_parallel={slots}"] if single and slots > 1 \
+        else ["hydra/launcher=basic"]
+    pool = run_tasks(build(launcher), slots)
+    runs = {p.name: {"rc": 0, "seconds": 0.0, "commands": []} for p in presets}
+    for d in pool.done:
+        r = d.result if d.error is None else {"rc": 1, "seconds": d.end - d.start, "commands": [],
+                                              "error": f"{d.key}: {type(d.error).__name__}: {d.error}"}
+        _add(runs[d.group], r)
+    return runs, pool
+
+
+def record_run(root: Path, names: list, slots: int, pool: PoolRun, resumed: bool) -> None:
+    """Append this invocation to root/runs.jsonl: its presets, wall time, and each multirun's span."""
+    root.mkdir(parents=True, exist_ok=True)
+    rec = {"date": time.strftime("%Y-%m-%d %H:%M"), "presets": names, "slots": slots, "resumed": resumed,
+           "wall_s": round(pool.wall, 1), "cores": os.cpu_count(),
+           "spans": {g: [round(s, 1), round(e, 1)] for g, (s, e) in pool.spans().items()},
+           "tasks": [{"key": d.key, "start": round(d.start, 1), "end": round(d.end, 1),
+                      "rc": (d.result or {}).get("rc") if d.error is None else 1} for d in pool.done]}
+    with open(root / RUNS_FILE, "a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def _quote(arg: str) -> str:
@@ -322,32 +402,41 @@ def main(argv: Optional[list] = None) -> int:
                     help="sweep dirs go to ROOT/<preset> (default: multirun/reproduce, or "
                          "multirun/reproduce-tiny with --tiny)")
     ap.add_argument("--jobs", type=int, default=2,
-                    help="jobs at once per sweep: >1 uses hydra/launcher=local with max_parallel=JOBS "
-                         "(one torch thread each); 1 runs them one after another (basic launcher)")
+                    help="multiruns at once (one torch thread each), every preset's and arm's sharing the "
+                         "cores, longest first; each runs its jobs one after another (basic launcher)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides passed to every preset")
     a = ap.parse_args(argv)
     for n in a.only or []:
         if n not in BY_NAME:
             ap.error(f"--only {n}: unknown preset; allowed: {', '.join(BY_NAME)}")
+    if a.jobs < 1:
+        ap.error(f"--jobs {a.jobs}: must be at least 1")
     names = a.only or [p.name for p in PRESETS if a.which == "all" or p.verdict == (a.which == "verdict")]
     root = (a.root or ROOT / ("multirun/reproduce-tiny" if a.tiny else "multirun/reproduce")).resolve()
     t0 = time.time()
     runs, sweeps = {}, {}
+    to_run = []
+    for n in ([] if a.skip_run else names):
+        miss = missing_options(n)
+        if miss:
+            runs[n] = {"rc": None, "error": f"option file(s) missing: {', '.join(miss)}", "seconds": 0.0}
+            print(f"[reproduce] {n}: skipped, missing {miss}", flush=True)
+        else:
+            to_run.append(BY_NAME[n])
+    if to_run:
+        resumed = not a.fresh and any(d.exists() and any(d.rglob("emc.json"))
+                                      for p in to_run for d in (root / p.name, tuning_dir(root, p.name)))
+        ran, pool = run_presets(to_run, root, a.tiny, a.fresh, a.jobs, a.overrides)
+        runs.update(ran)
+        record_run(root, [p.name for p in to_run], a.jobs, pool, resumed)
+        print(f"[reproduce] {len(pool.done)} multiruns, {a.jobs} at once: {pool.wall / 60:.1f} min", flush=True)
     # the presets not run now are read back from their sweep dirs, so REPRODUCTION.md covers them all
     for n in (names if a.tiny else [*names, *[q for q in BY_NAME if q not in names]]):
         p = BY_NAME[n]
         d = root / n
         skip = a.skip_run or n not in names
-        if skip and not d.exists():
+        if (skip and not d.exists()) or runs.get(n, {}).get("rc", 0) is None:
             continue
-        if not skip:
-            miss = missing_options(n)
-            if miss:
-                runs[n] = {"rc": None, "error": f"option file(s) missing: {', '.join(miss)}", "seconds": 0.0}
-                print(f"[reproduce] {n}: skipped, missing {miss}", flush=True)
-                continue
-            launcher = (["hydra/launcher=local", f"hydra.launcher.max_parallel={a.jobs}"] if a.jobs > 1 else [])
-            runs[n] = run_preset(p, d, root, a.tiny, a.fresh, [*launcher, *a.overrides])
         if not (n not in names and (d / "report" / "emc.csv").exists()) and d.exists() and any(d.rglob("emc.json")):
             rep = run_report(d, root / p.emc_line if p.emc_line else None)
             if rep["rc"] != 0:

@@ -19,6 +19,18 @@ from .findings import FINDINGS
 from .verdicts import BUDGET, INCONCL, RULES_TEXT
 
 
+RUNS_FILE = "runs.jsonl"   # a line per scripts/reproduce.py invocation that ran sweeps: presets, wall time, spans
+
+
+def full_run(root: Path, presets: tuple) -> Optional[dict]:
+    """The newest invocation (root/runs.jsonl) that ran every one of `presets` from scratch (none
+    resumed), or None: its wall time is what `make reproduce` costs."""
+    rows = [r for r in read_jsonl(root / RUNS_FILE)
+            if not r.get("resumed") and set(presets) <= set(r.get("presets") or [])] \
+        if (root / RUNS_FILE).exists() else []
+    return rows[-1] if rows else None
+
+
 def logged_runs(sweep_dir: Path, *more: Path) -> Optional[dict]:
     """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's, its parts' or
     arms', and those under `more`, e.g. its tuning dir): total seconds over every run (a resumed sweep
@@ -213,12 +225,16 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
     lines = ["# Reproduction of the EMC paper and of Zhang et al. (2017) at CPU scale", ""]
     swept = sum(float(r.get("seconds") or 0.0) for r in runs.values())
     v_s = sum(float(r.get("seconds") or 0.0) for n, r in runs.items() if n in verdict_presets)
+    full = full_run(root, verdict_presets) if verdict_presets else None
     lines.append(f"Written by `python scripts/reproduce.py{' --tiny' if tiny else ''}` "
                  f"({time.strftime('%Y-%m-%d %H:%M')}); sweeps under `{_rel(str(root), base)}/`; "
-                 f"{total_s / 60:.1f} minutes of wall time for this invocation; the sweeps' own runs "
-                 f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes"
-                 + (f", of which the verdict presets (`make reproduce`) {v_s / 60:.1f} minutes and the extra "
-                    f"presets (`make reproduce-extra`) {(swept - v_s) / 60:.1f}" if verdict_presets else "") + ".")
+                 f"{total_s / 60:.1f} minutes of wall time for this invocation; the sweeps' multiruns "
+                 f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes one after another"
+                 + (f", of which the verdict presets {v_s / 60:.1f} minutes and the extra "
+                    f"presets (`make reproduce-extra`) {(swept - v_s) / 60:.1f}" if verdict_presets else "") + "."
+                 + (f" The last run of all verdict presets from scratch (`make reproduce`, {full['date']}, "
+                    f"`{RUNS_FILE}`) took **{full['wall_s'] / 60:.1f} minutes** of wall time, "
+                    f"{full['slots']} multiruns at once." if full else ""))
     if tiny:
         lines += ["", "**--tiny: smoke-test budgets (5 epochs, one or two sweep points). These numbers say "
                       "nothing about the findings.**"]
