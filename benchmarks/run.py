@@ -292,7 +292,7 @@ def bench_reproduce(lines, root: Path = ROOT / "multirun" / "reproduce"):
                  f"{tot['failures_verdict'] / 60:.1f} | {tot['checks'] / 60:.1f} |")
     if full:
         tot["run"] = full["wall_s"]
-        measured = (f"measured: **{full['wall_s'] / 60:.0f} minutes** (the run of {full['date']}, "
+        measured = (f"measured: **{full['wall_s'] / 60:.0f} minutes** (the run that ended {full['date']}, "
                     f"{full['slots']} multiruns at once on {full.get('cores') or '?'} cores)")
     else:
         measured = ("not measured: no run of all verdict presets from scratch is recorded; the multiruns' "

@@ -1,20 +1,17 @@
 #!/usr/bin/env python
-"""Run every CPU-scale experiment preset, report each sweep, and write REPRODUCTION.md.
+"""Run the CPU-scale experiment presets, report each sweep, and write REPRODUCTION.md.
 
-    python scripts/reproduce.py --out REPRODUCTION.md                # all presets (make reproduce)
+    python scripts/reproduce.py --out REPRODUCTION.md                # the verdict presets (make reproduce)
     python scripts/reproduce.py --only emc_optimizers --only emc_activations
     python scripts/reproduce.py --tiny --only zhang_corruption        # tiny budgets (tests, smoke runs)
     python scripts/reproduce.py --skip-run                           # re-aggregate existing sweep dirs
 
-Each preset runs as a real Hydra multirun, ``python -m flexnet +experiment=<preset> -m
-hydra.sweep.dir=<root>/<preset>``, then ``python -m flexnet.report <root>/<preset>`` writes its
-``report/`` (emc.csv, groups.csv, report.json, figures). A sweep dir that already holds jobs is
-resumed (every job replays its fits.jsonl journal), so an interrupted run can be started again;
-``--fresh`` deletes it first.
-
-Verdicts are computed by the fixed rules of flexnet.analysis.verdicts (RULES_TEXT, stated in
-REPRODUCTION.md too); they are never tuned to the numbers. A preset that fails or is missing gives
-"inconclusive" with the reason. flexnet.analysis.reproduction writes REPRODUCTION.md and verdicts.json.
+Each preset is one or more Hydra multiruns, ``python -m flexnet +experiment=<preset> -m
+hydra.sweep.dir=<root>/<preset>``, all sharing the cores through flexnet.taskpool (--jobs at once,
+longest first); then ``python -m flexnet.report <root>/<preset>`` writes its ``report/``. A sweep dir
+that holds jobs is resumed (each job replays its fits.jsonl journal); ``--fresh`` deletes it first.
+Verdicts come from the fixed rules of flexnet.analysis (RULES_TEXT, stated in REPRODUCTION.md); a
+preset that fails or is missing gives "inconclusive" with the reason.
 """
 from __future__ import annotations
 
@@ -31,14 +28,13 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
-from flexnet.analysis.hparams import TUNE_FACTORS, choose_lr, collect
+from flexnet.analysis.hparams import TUNE_FACTORS, choose_arm_lrs
 from flexnet.analysis.reported import load_sweep
-from flexnet.analysis.reproduction import RUNS_FILE, logged_runs, write_reproduction
-from flexnet.records import read_jsonl
-from flexnet.taskpool import PoolRun, Task, run_tasks
+from flexnet.analysis.reproduction import logged_runs, previous_seconds, record_run, write_reproduction
+from flexnet.config import missing_options
+from flexnet.taskpool import Task, run_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 NOTES = ROOT / "docs" / "reproduce_notes.md"
 
 # Overrides of --tiny: budgets that make every job take seconds (the sweep axes are cut by the
@@ -50,7 +46,6 @@ TINY_FIXED = ["search.n=64"]         # search=fixed presets
 # the smoke-scale cap of the slow families run as parts (emc.json's "converged" says they are budget-bound)
 SMOKE = ["train.epochs=100", "train.min_steps=300"]
 TUNE_SEED = 100  # the tuning searches' seed: no verdict job uses it
-JOB_SECONDS = 3.0  # a job's cost beyond its attempts (set-up, evaluation), for the order of the multiruns only
 
 
 @dataclass
@@ -158,26 +153,6 @@ def preset_overrides(p: Preset, tiny: bool, part: Optional[str] = None) -> list:
     return [*extra, *tiny_budget]
 
 
-def missing_options(name: str) -> list:
-    """Option files a preset needs (its defaults overrides and swept groups) that conf/ lacks."""
-    import yaml
-
-    text = (CONF / "experiment" / f"{name}.yaml").read_text()
-    cfg = yaml.safe_load(text) or {}
-    need = []
-    for d in cfg.get("defaults", []) or []:
-        if isinstance(d, dict):
-            for k, v in d.items():
-                k = k.replace("override", "").strip().lstrip("/")
-                if isinstance(v, str) and "/" not in k and (CONF / k).is_dir():
-                    need.append((k, v))
-    params = (((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {})
-    for k, v in params.items():
-        if "." not in k and (CONF / k).is_dir():
-            need += [(k, x.strip()) for x in str(v).split(",")]
-    return [f"conf/{g}/{o}.yaml" for g, o in need if not (CONF / g / f"{o}.yaml").exists()]
-
-
 # ------------------------------------------------------------------ running
 
 def _env() -> dict:
@@ -197,8 +172,7 @@ def run_sweep(p: Preset, part: Optional[str], sweep_dir: Path, tiny: bool, extra
 
 
 def multirun(name: str, d: Path, label: str, overrides: list) -> dict:
-    """`python -m flexnet -m +experiment=<name> hydra.sweep.dir=<d> <overrides>`; its command, rc and wall
-    time are appended to d/reproduce.log."""
+    """`python -m flexnet -m +experiment=<name> hydra.sweep.dir=<d> <overrides>`, logged to d/reproduce.log."""
     d.mkdir(parents=True, exist_ok=True)
     args = ["-m", "flexnet", "-m", f"+experiment={name}", f"hydra.sweep.dir={d}", *overrides]
     command = " ".join(["python", *[_quote(a) for a in args]])
@@ -234,38 +208,12 @@ def tuning_dir(root: Path, name: str) -> Path:
 
 def choose_lrs(p: Preset, tdir: Path) -> dict:
     """Per (arm, labeling) the lr chosen from its tuning searches under tdir/<arm> (choose_lr's rule)."""
-    out = {}
-    for arm in p.tuned.arms:
-        rows: dict = {}
-        res = 0.0
-        for r in collect(tdir / arm.name) if (tdir / arm.name).exists() else []:
-            cfg = r["config"]
-            lab = (cfg.get("labeling") or {}).get("name")
-            rows.setdefault(lab, []).append({"lr": float(cfg["optimizer"]["lr"]), "emc": int(r["emc"] or 0)})
-            res = float((cfg.get("search") or {}).get("resolution") or res)
-        for lab in arm.labelings or p.tuned.labelings:
-            if rows.get(lab):
-                out[f"{arm.name}-{lab}"] = {"arm": arm.name, "labeling": lab, "middle": arm.lr,
-                                            **choose_lr(rows[lab], float(_lr(arm.lr)), res)}
-    return out
-
-
-def previous_seconds(d: Path) -> Optional[float]:
-    """What the multirun in d cost when it last ran (its jobs' attempt journals, plus JOB_SECONDS a job),
-    to run the longest chains first; None if it never ran."""
-    files = sorted(d.glob("*/fits.jsonl")) if d.exists() else []
-    if not files:
-        return None
-    return sum(JOB_SECONDS + sum(float(a.get("seconds") or 0.0) for a in read_jsonl(f)) for f in files)
+    return choose_arm_lrs(tdir, [(a.name, float(_lr(a.lr)), a.labelings or p.tuned.labelings) for a in p.tuned.arms])
 
 
 def _chain(*seconds: Optional[float]) -> float:
     """Priority of a task that starts a chain of multiruns: their total; unknown (never ran) first."""
     return math.inf if any(s is None for s in seconds) else float(sum(seconds))
-
-
-def _failed(key: str, group: str, error: str) -> Task:
-    return Task(key, lambda: {"rc": 1, "seconds": 0.0, "commands": [], "error": error}, group=group)
 
 
 def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list) -> list:
@@ -282,8 +230,7 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
         gap = bool(t.gap and arm.gap)
         sweeps = [(lab, sweep_dir / f"{arm.name}-{lab}") for lab in labs]
         est_tune = previous_seconds(tdir / arm.name)
-        est_sweeps = [previous_seconds(d) for _, d in sweeps] + ([previous_seconds(sweep_dir / f"{arm.name}-gap")]
-                                                               if gap else [])
+        est_sweeps = [previous_seconds(d) for _, d in sweeps + ([("", sweep_dir / f"{arm.name}-gap")] if gap else [])]
         grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
 
         def then(_r: dict, arm=arm, labs=labs, sweeps=sweeps, gap=gap, est=est_sweeps) -> list:
@@ -292,7 +239,8 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
             for (lab, d), e in zip(sweeps, est):
                 c, key = chosen.get(f"{arm.name}-{lab}"), f"{p.name}/{arm.name}-{lab}"
                 if c is None:
-                    out.append(_failed(key, p.name, f"{p.name}: no tuning result for {arm.name}, {lab}"))
+                    err = {"rc": 1, "seconds": 0.0, "commands": [], "error": f"{p.name}: no tuning result for {arm.name}, {lab}"}
+                    out.append(Task(key, partial(dict, err), group=p.name))
                     continue
                 ov = [*arm.overrides, f"labeling={lab}", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep, *budget,
                       *axes, *extra]
@@ -302,8 +250,8 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
                 key = f"{p.name}/{arm.name}-gap"
                 ov = [*arm.overrides, "labeling=semantic", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep, *t.gap,
                       *budget, *axes, *(TINY_FIXED if tiny else []), *extra]
-                out.append(Task(key, partial(multirun, p.name, sweep_dir / f"{arm.name}-gap", key, ov), _chain(est[-1]),
-                                group=p.name))
+                out.append(Task(key, partial(multirun, p.name, sweep_dir / f"{arm.name}-gap", key, ov),
+                                _chain(est[-1]), group=p.name))
             return out
 
         key = f"{p.name}/tuning/{arm.name}"
@@ -316,10 +264,16 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
 
 
 def _record_choice(p: Preset, tdir: Path, arm: Arm) -> dict:
-    """choose_lrs for the preset, written to tdir/chosen.json (the arms of the preset only)."""
-    chosen = choose_lrs(p, tdir)
-    (tdir / "chosen.json").write_text(json.dumps(chosen, indent=2) + "\n")
-    return {k: v for k, v in chosen.items() if v["arm"] == arm.name}
+    """The arm's lrs by choose_lrs, merged into tdir/chosen.json (the other arms' entries are those their
+    own finished tuning wrote: an arm still tuning is never read half done)."""
+    mine = {k: v for k, v in choose_lrs(p, tdir).items() if v["arm"] == arm.name}
+    f = tdir / "chosen.json"
+    names = [a.name for a in p.tuned.arms]
+    old = {k: v for k, v in (json.loads(f.read_text()) if f.exists() else {}).items()
+           if v.get("arm") in names and v.get("arm") != arm.name}
+    f.write_text(json.dumps(dict(sorted({**old, **mine}.items(), key=lambda kv: names.index(kv[1]["arm"]))),
+                            indent=2) + "\n")
+    return mine
 
 
 def preset_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, fresh: bool, extra: list) -> list:
@@ -345,31 +299,17 @@ def run_presets(presets: list, root: Path, tiny: bool, fresh: bool, slots: int, 
     runs its jobs one after another in its own process (Hydra's basic launcher: no per-job start-up);
     a single multirun with nothing to wait for gets the local launcher's `slots` jobs at once instead.
     Returns (per preset: rc, seconds, commands, error; the pool's run)."""
-    def build(launcher: list) -> list:
-        return [t for p in presets for t in preset_tasks(p, root / p.name, root, tiny, fresh, [*launcher, *extra])]
-
     single = len(presets) == 1 and presets[0].tuned is None and not presets[0].parts
     launcher = ["hydra/launcher=local", f"hydra.launcher.max_parallel={slots}"] if single and slots > 1 \
         else ["hydra/launcher=basic"]
-    pool = run_tasks(build(launcher), slots)
+    pool = run_tasks([t for p in presets for t in preset_tasks(p, root / p.name, root, tiny, fresh,
+                                                               [*launcher, *extra])], slots)
     runs = {p.name: {"rc": 0, "seconds": 0.0, "commands": []} for p in presets}
     for d in pool.done:
         r = d.result if d.error is None else {"rc": 1, "seconds": d.end - d.start, "commands": [],
                                               "error": f"{d.key}: {type(d.error).__name__}: {d.error}"}
         _add(runs[d.group], r)
     return runs, pool
-
-
-def record_run(root: Path, names: list, slots: int, pool: PoolRun, resumed: bool) -> None:
-    """Append this invocation to root/runs.jsonl: its presets, wall time, and each multirun's span."""
-    root.mkdir(parents=True, exist_ok=True)
-    rec = {"date": time.strftime("%Y-%m-%d %H:%M"), "presets": names, "slots": slots, "resumed": resumed,
-           "wall_s": round(pool.wall, 1), "cores": os.cpu_count(),
-           "spans": {g: [round(s, 1), round(e, 1)] for g, (s, e) in pool.spans().items()},
-           "tasks": [{"key": d.key, "start": round(d.start, 1), "end": round(d.end, 1),
-                      "rc": (d.result or {}).get("rc") if d.error is None else 1} for d in pool.done]}
-    with open(root / RUNS_FILE, "a") as f:
-        f.write(json.dumps(rec) + "\n")
 
 
 def _quote(arg: str) -> str:

@@ -11,14 +11,13 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import CONF, ROOT, compose, run_cli
 from flexnet.analysis import verdicts
-from flexnet.analysis.reproduction import logged_runs
+from flexnet.analysis.reproduction import RUNS_FILE, full_run, logged_runs
 
 spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
 reproduce = importlib.util.module_from_spec(spec)
@@ -262,14 +261,33 @@ def test_reproduce_tiny_writes_verdicts(tmp_path):
     assert (tmp_path / "mr" / "zhang_corruption" / "report" / "emc.csv").exists()
     found = json.loads((tmp_path / "mr" / "verdicts.json").read_text())
     assert [v["id"] for v in found] == ["Z3"]
+    # the invocation is recorded: its presets, wall time, the multirun's span
+    runs = [json.loads(l) for l in (tmp_path / "mr" / RUNS_FILE).read_text().splitlines()]
+    assert len(runs) == 1 and runs[0]["presets"] == ["zhang_corruption"] and runs[0]["resumed"] is False
+    assert [t["key"] for t in runs[0]["tasks"]] == ["zhang_corruption"] and runs[0]["tasks"][0]["rc"] == 0
+    assert 0 < runs[0]["spans"]["zhang_corruption"][1] <= runs[0]["wall_s"]
+    assert full_run(tmp_path / "mr", ("zhang_corruption",)) == runs[0]
     # --skip-run re-aggregates the same sweep without running anything
     r2 = subprocess.run([*cmd, "--skip-run"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r2.returncode == 0 and "[reproduce] zhang_corruption: -m" not in r2.stdout
+    assert len((tmp_path / "mr" / RUNS_FILE).read_text().splitlines()) == 1   # nothing ran: nothing recorded
     text2 = out.read_text()
     assert "| Z3 |" in text2
     # the sweep's own wall time and command come from its reproduce.log, not "(skipped)"
     row = [l for l in text2.splitlines() if l.startswith("| `zhang_corruption` |")][0]
-    secs = float(row.split("|")[7].strip().rstrip(" s"))   # the "wall time" column
+    secs = float(row.split("|")[7].strip().rstrip(" s"))   # the "multirun time" column
     logged = logged_runs(tmp_path / "mr" / "zhang_corruption")
     assert logged["runs"] == 1 and logged["rc"] == 0 and abs(secs - logged["seconds"]) < 1
     assert "+experiment=zhang_corruption" in row
+
+
+def test_full_run_is_the_newest_from_scratch_run_of_every_preset(tmp_path):
+    """`make reproduce`'s time is the newest runs.jsonl line that ran all the presets and resumed none."""
+    lines = [{"presets": ["a", "b"], "resumed": False, "wall_s": 100.0},
+             {"presets": ["a", "b", "c"], "resumed": False, "wall_s": 90.0},
+             {"presets": ["a", "b"], "resumed": True, "wall_s": 5.0},      # resumed: cost not comparable
+             {"presets": ["a"], "resumed": False, "wall_s": 50.0}]         # not every preset
+    (tmp_path / RUNS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert full_run(tmp_path, ("a", "b"))["wall_s"] == 90.0
+    assert full_run(tmp_path, ("a", "d")) is None
+    assert full_run(tmp_path / "none", ("a",)) is None

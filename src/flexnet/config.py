@@ -39,3 +39,25 @@ def compose(overrides: Iterable[str] = (), hydra: bool = False) -> dict:
     if not hydra:
         d.pop("hydra", None)
     return d
+
+
+def missing_options(name: str) -> list:
+    """Option files an experiment preset (conf/experiment/<name>.yaml) needs, in its defaults and its swept
+    groups, that conf/ lacks (scripts/reproduce.py skips such a preset with the reason)."""
+    import yaml
+
+    conf = Path(CONF_DIR)
+    text = (conf / "experiment" / f"{name}.yaml").read_text()
+    cfg = yaml.safe_load(text) or {}
+    need = []
+    for d in cfg.get("defaults", []) or []:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                k = k.replace("override", "").strip().lstrip("/")
+                if isinstance(v, str) and "/" not in k and (conf / k).is_dir():
+                    need.append((k, v))
+    params = (((cfg.get("hydra") or {}).get("sweeper") or {}).get("params") or {})
+    for k, v in params.items():
+        if "." not in k and (conf / k).is_dir():
+            need += [(k, x.strip()) for x in str(v).split(",")]
+    return [f"conf/{g}/{o}.yaml" for g, o in need if not (conf / g / f"{o}.yaml").exists()]

@@ -76,6 +76,25 @@ def choose_lr(rows: list[dict], middle: float, resolution: float) -> dict:
             "grid": sorted((r["lr"], r["emc"]) for r in rows)}
 
 
+def choose_arm_lrs(tdir: Path, arms: list) -> dict:
+    """Per (arm, labeling), keyed `<arm>-<labeling>`, the lr that choose_lr picks from the arm's tuning
+    searches under tdir/<arm>; arms: (name, default lr (the grid's middle), labelings)."""
+    out = {}
+    for name, middle, labelings in arms:
+        rows: dict = {}
+        res = 0.0
+        for r in collect(tdir / name) if (tdir / name).exists() else []:
+            cfg = r["config"]
+            lab = (cfg.get("labeling") or {}).get("name")
+            rows.setdefault(lab, []).append({"lr": float(cfg["optimizer"]["lr"]), "emc": int(r["emc"] or 0)})
+            res = float((cfg.get("search") or {}).get("resolution") or res)
+        for lab in labelings:
+            if rows.get(lab):
+                out[f"{name}-{lab}"] = {"arm": name, "labeling": lab, "middle": middle,
+                                        **choose_lr(rows[lab], middle, res)}
+    return out
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)

@@ -31,6 +31,28 @@ def full_run(root: Path, presets: tuple) -> Optional[dict]:
     return rows[-1] if rows else None
 
 
+def previous_seconds(d: Path, job_seconds: float = 3.0) -> Optional[float]:
+    """What the multirun in d cost when it last ran (its jobs' attempt journals, plus job_seconds a job),
+    to run the longest chains first; None if it never ran."""
+    files = sorted(d.glob("*/fits.jsonl")) if d.exists() else []
+    if not files:
+        return None
+    return sum(job_seconds + sum(float(a.get("seconds") or 0.0) for a in read_jsonl(f)) for f in files)
+
+
+def record_run(root: Path, names: list, slots: int, pool, resumed: bool) -> None:
+    """Append an invocation of scripts/reproduce.py to root/runs.jsonl: its presets, wall time (pool: the
+    flexnet.taskpool run of its multiruns), and when each multirun ran."""
+    root.mkdir(parents=True, exist_ok=True)
+    rec = {"date": time.strftime("%Y-%m-%d %H:%M"), "presets": names, "slots": slots, "resumed": resumed,
+           "wall_s": round(pool.wall, 1), "cores": os.cpu_count(),
+           "spans": {g: [round(s, 1), round(e, 1)] for g, (s, e) in pool.spans().items()},
+           "tasks": [{"key": d.key, "start": round(d.start, 1), "end": round(d.end, 1),
+                      "rc": (d.result or {}).get("rc") if d.error is None else 1} for d in pool.done]}
+    with open(root / RUNS_FILE, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
 def logged_runs(sweep_dir: Path, *more: Path) -> Optional[dict]:
     """What earlier invocations recorded in a sweep's reproduce.log files (the sweep's, its parts' or
     arms', and those under `more`, e.g. its tuning dir): total seconds over every run (a resumed sweep
@@ -174,6 +196,11 @@ def _verdict_lines(rows: list[dict], base: Path) -> list[str]:
     return lines
 
 
+def _local(command: str, repo: Path) -> str:
+    """A recorded command with the checkout's path taken out (also that of another checkout it ran in)."""
+    return re.sub(r"(hydra\.sweep\.dir=)\S*?/(multirun/)", r"\1\2", command.replace(str(repo) + os.sep, ""))
+
+
 def _min(x: float) -> str:
     return f"{x / 60:.1f}"
 
@@ -185,10 +212,11 @@ def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path, root:
              "schedule before 2026-12-02, with extensions), epochs / minimum optimizer steps / extensions of one "
              "fit attempt, and the training pool (max samples; an EMC equal to it is a lower bound). Set: *verdict* presets run by `make reproduce`, "
              "*extra* by `make reproduce-extra`. Where the time goes (CPU minutes of training, from the "
-             "attempts' journals, tuning included; two jobs ran at once, so these sum to about twice the "
-             "wall time): attempts that fitted, failed attempts that ended at the cap, failed attempts "
-             "that ended with a verdict, and the minimum checks within them.", "",
-             "| preset | set | jobs | unverified attempts | budget | status | wall time | fits / failures at cap / "
+             "attempts' journals, tuning included): attempts that fitted, failed attempts that ended at the "
+             "cap, failed attempts that ended with a verdict, and the minimum checks within them. Multirun "
+             "time: the preset's multiruns' wall times added up (their reproduce.log); since 2026-12-03 each "
+             "runs its jobs one after another on one core, two multiruns at once.", "",
+             "| preset | set | jobs | unverified attempts | budget | status | multirun time | fits / failures at cap / "
              "failures with a verdict / checks (CPU min) | command |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in presets:
@@ -209,7 +237,7 @@ def _sweep_lines(presets: list[str], runs: dict, sweeps: dict, repo: Path, root:
                      f"{_budgets(sw) if sw else ''} | {str(status).replace('|', '/')} | "
                      f"{'%.0f s' % secs if secs is not None else '(skipped)'} | "
                      f"{_min(tb['fits'])} / {_min(tb['failures_cap'])} / {_min(tb['failures_verdict'])} / "
-                     f"{_min(tb['checks'])} | `{command.replace(str(repo) + os.sep, '')}`{more} |")
+                     f"{_min(tb['checks'])} | `{_local(command, repo)}`{more} |")
     return lines
 
 
