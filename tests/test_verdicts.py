@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from flexnet.analysis import findings as F
 from flexnet.analysis import verdicts as V
 from flexnet.analysis.reported import Sweep, converged
@@ -247,3 +249,24 @@ def test_time_breakdown_sums_the_journals_by_outcome(tmp_path):
     (tune / "fits.jsonl").write_text(json.dumps({"status": "fitted", "seconds": 4.0}) + "\n")
     tb = time_breakdown([tmp_path / "sw", tmp_path / "tuning", tmp_path / "missing"])
     assert tb == {"fits": 14.0, "failures_cap": 30.0, "failures_verdict": 5.0, "checks": 3.5, "attempts": 4}
+
+
+def test_generalization_pairs_take_the_gap_from_one_definition(tmp_path):
+    """With search=fixed gap jobs in the sweep, a (semantic, random) pair without its own gap job is left
+    out, not given the gap of its EMC search at another n (the ViT, one size, has no gap sweep)."""
+    from flexnet.analysis.collect import Job
+    from flexnet.analysis.stats import generalization_pairs
+
+    def job(arch, p, lab, emc, search="bisect", test=0.5, train=1.0):
+        cfg = {"arch.name": arch, "scaling.params": p, "labeling.name": lab, "search.name": search, "seed": 0}
+        return Job(tmp_path / f"{arch}-{p}-{lab}-{search}", {"emc": emc, "test_accuracy": test, "train_accuracy": train,
+                                                             "search": search, "params": {"actual": p}}, cfg)
+
+    jobs = [job(a, p, lab, e) for a, p in (("mlp", 100), ("mlp", 200), ("mlp", 300), ("vit", 900))
+            for lab, e in (("semantic", 2 * p), ("random_labels", p))]
+    gaps = [job(a, p, "semantic", 0, "fixed", test=0.9 - p / 1000) for a, p in (("mlp", 100), ("mlp", 200), ("mlp", 300))]
+    out = generalization_pairs(jobs, ["scaling.params", "arch.name"], gaps)
+    assert sorted((q["arch"], q["params"]) for q in out["points"]) == [("mlp", 100), ("mlp", 200), ("mlp", 300)]
+    assert all(q["gap_job"] and q["generalization_gap"] == pytest.approx(0.1 + q["params"] / 1000) for q in out["points"])
+    # without gap jobs every pair uses its semantic EMC search's own gap
+    assert len(generalization_pairs(jobs, ["scaling.params", "arch.name"])["points"]) == 4

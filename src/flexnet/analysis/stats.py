@@ -114,8 +114,9 @@ def generalization_pairs(jobs: list[Job], by: list[str], fixed: Optional[list[Jo
     """Pairs (semantic, random labels) with every other config key equal (the tuned lr aside): percent
     increase of EMC from random to semantic labels against the generalisation gap (train minus test
     accuracy). The gap comes from a search=fixed job with semantic labels and the same config (the
-    same size and seed, trained at one fixed n: `gap_n`) when `fixed` has one, else from the semantic
-    EMC search at its EMC."""
+    same size and seed, trained at one fixed n: `gap_n`) when `fixed` holds search=fixed jobs, else
+    from the semantic EMC search at its EMC; one definition per table: with fixed jobs, a pair without
+    its own is left out (not measured at another n)."""
     sem = {_gen_key(j, ("labeling.",)): j for j in jobs if j.labeling == "semantic"}
     rnd = {_gen_key(j, ("labeling.",)): j for j in jobs if j.labeling in RANDOM_LABELINGS}
     gap_jobs = {_gen_key(j, ("labeling.", "search.")): j for j in fixed or [] if j.labeling == "semantic"}
@@ -126,6 +127,8 @@ def generalization_pairs(jobs: list[Job], by: list[str], fixed: Optional[list[Jo
     for key in sorted(set(sem) & set(rnd)):
         s, r = sem[key], rnd[key]
         g = gap_jobs.get(_gen_key(s, ("labeling.", "search.")))
+        if gap_jobs and g is None:
+            continue
         src = g if g is not None else s
         if r.emc <= 0 or src.result.get("test_accuracy") is None:
             continue
