@@ -268,6 +268,13 @@ def bench_reproduce(lines, root: Path = ROOT / "multirun" / "reproduce"):
     verdict = [q.name for q in mod.PRESETS if q.verdict]
     full = full_run(root, tuple(verdict))
     spans = (full or {}).get("spans") or {}
+    later: dict = {}   # presets run again after the full run (e.g. one preset changed): their latest run
+    if full:
+        from flexnet.records import read_jsonl
+
+        runs = list(read_jsonl(root / RUNS_FILE))
+        for r in runs[runs.index(full) + 1:]:
+            later.update({n: r for n in r.get("presets") or []})
     lines += ["## 7. Whole-study cost: `make reproduce` (the verdict presets)", "",
               "Read back from the committed sweeps under `multirun/reproduce/`: the wall time of the last run "
               f"of every verdict preset from scratch (`{RUNS_FILE}`: its multiruns shared the cores, longest "
@@ -285,7 +292,10 @@ def bench_reproduce(lines, root: Path = ROOT / "multirun" / "reproduce"):
         for k in ("fits", "failures_cap", "failures_verdict", "checks"):
             tot[k] += tb[k]
         span = spans.get(name)
-        lines.append(f"| `{name}` | {wall / 60:.1f} | {f'{span[0] / 60:.0f} - {span[1] / 60:.0f}' if span else '-'} | "
+        when = f"{span[0] / 60:.0f} - {span[1] / 60:.0f}" if span else "-"
+        if name in later:
+            when += f" (re-run alone {later[name]['date']}: {later[name]['wall_s'] / 60:.1f} min)"
+        lines.append(f"| `{name}` | {wall / 60:.1f} | {when} | "
                      f"{tb['fits'] / 60:.1f} | {tb['failures_cap'] / 60:.1f} | {tb['failures_verdict'] / 60:.1f} | "
                      f"{tb['checks'] / 60:.1f} |")
     lines.append(f"| **total** | **{tot['wall'] / 60:.1f}** | | {tot['fits'] / 60:.1f} | {tot['failures_cap'] / 60:.1f} | "
