@@ -63,10 +63,9 @@ class Arm:
 @dataclass
 class Tuned:
     """Tuning as part of a preset: per (arm, labeling) one EMC search per lr of the grid (the arm's lr x
-    TUNE_FACTORS) at the arm's `tune` size and the tuning seed, the lr chosen by flexnet.analysis.hparams.choose_lr,
-    then one verdict sweep per (arm, labeling) at that lr into <sweep dir>/<arm>-<labeling>. `gap`:
-    overrides of a search=fixed sweep per arm on semantic labels at its semantic lr (P4's
-    generalisation gap at one n), into <sweep dir>/<arm>-gap, for the arms with `gap` set."""
+    TUNE_FACTORS) at the arm's `tune` size and the tuning seed, the lr chosen by hparams.choose_lr, then
+    one verdict sweep per (arm, labeling) at that lr into <sweep dir>/<arm>-<labeling>. `gap`: overrides of
+    a search=fixed sweep on semantic labels (P4's gap at one n) into <sweep dir>/<arm>-gap, per arm with `gap`."""
     arms: list
     labelings: list
     gap: list = field(default_factory=list)
@@ -114,8 +113,7 @@ PRESETS = [
            tiny=["labeling=random_labels,random_inputs", "scaling.params=2000"]),
     Preset("zhang_corruption", fixed=True, verdict=True, tiny=["labeling.p=0.0,1.0", "scaling.params=2000"]),
     Preset("double_descent", fixed=True, verdict=True, tiny=["scaling.params=250,2000"], emc_line="double_descent_emc"),
-    # ---- the other studies (make reproduce-extra); double_descent_emc is the EMC line drawn on D1's
-    # figure (one seed): no rule reads it
+    # ---- the other studies (make reproduce-extra); double_descent_emc: D1's figure's EMC line, read by no rule
     Preset("double_descent_emc", tiny=["scaling.params=1000"]),
     Preset("emc_data", tiny=["dataset=digits", "dataset.binary=null,true", "scaling.params=300"]),
     Preset("emc_labels", tiny=["labeling=semantic,random_labels", "arch=mlp", "scaling.params=300"]),
@@ -207,9 +205,10 @@ def tuning_dir(root: Path, name: str) -> Path:
     return root / "tuning" / name
 
 
-def choose_lrs(p: Preset, tdir: Path) -> dict:
-    """Per (arm, labeling) the lr chosen from its tuning searches under tdir/<arm> (choose_lr's rule)."""
-    return choose_arm_lrs(tdir, [(a.name, float(_lr(a.lr)), a.labelings or p.tuned.labelings) for a in p.tuned.arms])
+def choose_lrs(p: Preset, tdir: Path, arms: Optional[list] = None) -> dict:
+    """Per (arm, labeling) of `arms` (default: the preset's) the lr chosen from tdir/<arm> (choose_lr)."""
+    return choose_arm_lrs(tdir, [(a.name, float(_lr(a.lr)), a.labelings or p.tuned.labelings)
+                                 for a in arms or p.tuned.arms])
 
 
 def _chain(*seconds: Optional[float]) -> float:
@@ -234,14 +233,14 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
         est_sweeps = [previous_seconds(d) for _, d in sweeps + ([("", sweep_dir / f"{arm.name}-gap")] if gap else [])]
         grid = ",".join(_lr(arm.lr * f) for f in TUNE_FACTORS)
 
-        def then(_r: dict, arm=arm, labs=labs, sweeps=sweeps, gap=gap, est=est_sweeps) -> list:
+        def then(_r: dict, arm=arm, sweeps=sweeps, gap=gap, est=est_sweeps) -> list:
             chosen = _record_choice(p, tdir, arm)
             out = []
             for (lab, d), e in zip(sweeps, est):
                 c, key = chosen.get(f"{arm.name}-{lab}"), f"{p.name}/{arm.name}-{lab}"
                 if c is None:
-                    err = {"rc": 1, "seconds": 0.0, "commands": [], "error": f"{p.name}: no tuning result for {arm.name}, {lab}"}
-                    out.append(Task(key, partial(dict, err), group=p.name))
+                    out.append(Task(key, partial(dict, rc=1, seconds=0.0, commands=[], error=f"{p.name}: no tuning "
+                                                 f"result for {arm.name}, {lab}"), group=p.name))
                     continue
                 ov = [*arm.overrides, f"labeling={lab}", f"optimizer.lr={_lr(c['lr'])}", *arm.sweep, *budget,
                       *axes, *extra]
@@ -265,9 +264,9 @@ def tuned_tasks(p: Preset, sweep_dir: Path, root: Path, tiny: bool, extra: list)
 
 
 def _record_choice(p: Preset, tdir: Path, arm: Arm) -> dict:
-    """The arm's lrs by choose_lrs, merged into tdir/chosen.json (the other arms' entries are those their
-    own finished tuning wrote: an arm still tuning is never read half done)."""
-    mine = {k: v for k, v in choose_lrs(p, tdir).items() if v["arm"] == arm.name}
+    """The arm's lrs (from its own tuning only), merged into tdir/chosen.json, whose other entries are
+    those the other arms' finished tuning wrote: an arm still tuning is never read half done."""
+    mine = choose_lrs(p, tdir, [arm])
     f = tdir / "chosen.json"
     names = [a.name for a in p.tuned.arms]
     old = {k: v for k, v in (json.loads(f.read_text()) if f.exists() else {}).items()

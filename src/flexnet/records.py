@@ -245,11 +245,3 @@ def read_jsonl(path: Path) -> list[dict]:
 def read_curve(path: Path) -> list[dict]:
     """The records of a curve.jsonl (unreadable lines skipped; none when the file is missing)."""
     return [rec for rec in read_jsonl(path) if "step" in rec]
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out

@@ -34,10 +34,11 @@ def full_run(root: Path, presets: tuple) -> Optional[dict]:
 def previous_seconds(d: Path, job_seconds: float = 3.0) -> Optional[float]:
     """What the multirun in d cost when it last ran (its jobs' attempt journals, plus job_seconds a job),
     to run the longest chains first; None if it never ran."""
-    files = sorted(d.glob("*/fits.jsonl")) if d.exists() else []
-    if not files:
+    jobs = sorted(f.parent for f in d.glob(f"*/{FITS_FILE}")) if d.exists() else []
+    if not jobs:
         return None
-    return sum(job_seconds + sum(float(a.get("seconds") or 0.0) for a in read_jsonl(f)) for f in files)
+    tb = time_breakdown(jobs)
+    return tb["fits"] + tb["failures_cap"] + tb["failures_verdict"] + job_seconds * len(jobs)
 
 
 def record_run(root: Path, names: list, slots: int, pool, resumed: bool) -> None:
