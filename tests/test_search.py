@@ -142,3 +142,68 @@ def test_bisect_gallops_from_a_rescued_size():
         bisect_search(o, start=125, pool=1000, regrow_step=0)
 
 
+
+
+class Jamming:
+    """Fit time diverges at a threshold (Spigler et al. 2019): a first fit at n uses the fraction
+    f(n) = a / (N - n) of a fixed step cap, and fits iff f < 1, so the cap is reached at N - a;
+    a failure trains the whole cap. Every attempt behaves alike. Records as the oracle writes them."""
+
+    def __init__(self, big_n: float, a: float, cap: int = 20000, record_cap: bool = True):
+        self.big_n, self.a, self.cap, self.record_cap, self.calls = big_n, a, cap, record_cap, []
+
+    def __call__(self, n: int, att: int) -> Attempt:
+        self.calls.append((n, att))
+        f = self.a / (self.big_n - n) if n < self.big_n else float("inf")
+        ok = f < 1
+        steps = int(f * self.cap) if ok else self.cap
+        rec = {"steps": steps, **({"cap_steps": self.cap} if self.record_cap else {})}
+        return Attempt(n, att, ok, cost=float(steps), status="fitted" if ok else "unverified", record=rec)
+
+
+def test_aim_finds_where_a_hyperbolic_fit_time_reaches_the_cap():
+    from flexnet.search.bisect import aim
+
+    f = lambda n: 30.0 / (1300 - n)  # noqa: E731  (reaches 1 at n = 1270)
+    assert aim({1000: f(1000), 1100: f(1100)}) == pytest.approx(1270)
+    assert aim({512: f(512), 900: f(900), 1100: f(1100)}) == pytest.approx(1270)  # the two largest
+    assert aim({1100: f(1100)}) is None                     # one fit says nothing of the slope
+    assert aim({1000: 0.2, 1100: 0.1}) is None              # no slowing down
+    assert aim({1000: 0.01, 1100: 0.02}) is None            # too little of the cap used to extrapolate
+
+
+def test_fit_time_growth_stops_near_the_threshold_and_keeps_the_rule():
+    """With the cap reached at n = 1270, doubling's first failure lands at 2048 (and bisection
+    fails at 1536 and 1280 on the way down); aiming at the fit time keeps every failed size within
+    the resolution of the threshold. Both searches bracket it within the resolution, the failed size
+    has all its attempts, and aiming costs less."""
+    runs = {}
+    for growth in ("fit_time", "double"):
+        o = Jamming(1300, 30)
+        r = bisect_search(o, start=128, pool=100000, resolution=0.05, growth=growth)
+        assert r.emc < 1270 <= r.failed and r.failed - r.emc <= 0.05 * r.failed
+        assert sorted(a for n, a in o.calls if n == r.failed) == [0, 1, 2, 3]
+        runs[growth] = (r, o)
+    aimed, doubled = runs["fit_time"][0], runs["double"][0]
+    assert max(n for n, _ in runs["double"][1].calls) == 2048
+    assert max(n for n, _ in runs["fit_time"][1].calls) <= 1270 * 1.05
+    assert aimed.cost < doubled.cost
+
+
+def test_fit_time_growth_is_doubling_without_cap_records():
+    """Journals written before `cap_steps` (replayed attempts) give the aim nothing: the search
+    probes exactly the sizes growth=double does."""
+    plain, doubled = Jamming(1300, 30, record_cap=False), Jamming(1300, 30)
+    bisect_search(plain, start=128, pool=100000, resolution=0.05)
+    bisect_search(doubled, start=128, pool=100000, resolution=0.05, growth="double")
+    assert plain.calls == doubled.calls
+    with pytest.raises(ConfigError, match="search.growth"):
+        bisect_search(plain, start=128, pool=1000, growth="triple")
+
+
+def test_growth_is_left_out_of_the_journal_hash():
+    from flexnet.config import compose
+    from flexnet.records import result_hash
+
+    assert result_hash(compose(["search.growth=double"])) == result_hash(compose([]))
+    assert result_hash(compose(["search.resolution=0.1"])) != result_hash(compose([]))

@@ -55,10 +55,11 @@ _HASH_DEFAULTS = {"stop_at_fit": True, "curve_every": 1}
 def result_hash(cfg: dict) -> str:
     """The journal's config hash: of the keys that can change a result. search.trials only says how
     many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them);
-    search.trial_workers only where they are trained."""
+    search.trial_workers only where they are trained; search.growth only which sizes are tried (an
+    attempt at (n, attempt) is the same under either rule, so journals replay across it)."""
     result_cfg = {k: v for k, v in cfg.items() if k not in RESULT_NEUTRAL_KEYS}
     result_cfg["search"] = {k: v for k, v in cfg["search"].items()
-                            if k not in ("trials", "trial_workers") and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
+                            if k not in ("trials", "trial_workers", "growth") and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
     return config_hash(result_cfg)
 
 

@@ -154,6 +154,7 @@ class FitResult:
     checks_run: int = 0               # plateaus at which the minimum checks ran
     grad_norm_polished: Optional[float] = None  # the gradient after convergence.polish_steps GD steps
     polish_lambda: Optional[float] = None       # the top Hessian eigenvalue that set the polish lr
+    cap_steps: Optional[int] = None   # the attempt's safety cap (converge) or schedule length (fixed), in steps
 
     @property
     def fitted(self) -> bool:
@@ -329,5 +330,5 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         plateaued=plateau.plateaued(st["steps"]), **checker.fields(),
         verified=None if status in ("fitted", "diverged") else status == "failed", policy=budget.policy,
         grad_norm_polished=finite_or_none(last.get("grad_norm_polished")),
-        polish_lambda=finite_or_none(last.get("polish_lambda")), **extra,
+        polish_lambda=finite_or_none(last.get("polish_lambda")), cap_steps=int(total_steps), **extra,
     )

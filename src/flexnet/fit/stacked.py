@@ -198,5 +198,6 @@ def train_batched(models: list[nn.Module], xs: list[torch.Tensor], ys: list[torc
             status=status, stop_reason=i["reason"], train_acc=i["acc"], train_loss=finite_or_none(i["loss"]),
             epochs=i["epochs"], steps=i["steps"], seconds=(i["t_end"] or time.perf_counter()) - t0,
             plateaued=plateaus[k].plateaued(i["steps"]), **checkers[k].fields(), extensions=i["ext"],
-            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"], policy="fixed"))
+            verified=i["verified"] if status != "fitted" else None, grad_evals=i["steps"], policy="fixed",
+            cap_steps=int(total_steps)))
     return out

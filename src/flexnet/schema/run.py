@@ -58,11 +58,13 @@ class Bisect(Search):
     resolution: float = 0.05
     min_n: int = 2
     regrow_step: Optional[float] = None
+    growth: str = "fit_time"
 
     def check(self) -> None:
         super().check()
         positive_or_null(self, "start_ratio",
                          "must be a positive number (search.start = ratio x actual parameters) or null")
+        one_of(self, "growth", ("fit_time", "double"))
         in_unit(self, "resolution", lo_open=True)
         need(1 <= self.min_n <= self.start, "min_n", self.min_n, f"must lie in [1, search.start={self.start}]")
         positive_or_null(self, "regrow_step",

@@ -1,4 +1,16 @@
-"""`search=bisect` (the default): double n from `start` until an attempt fails, then bisect.
+"""`search=bisect` (the default): grow n from `start` until an attempt fails, then bisect.
+
+Growth (`growth`): `fit_time` (the default) aims each step at the size where a first attempt's
+training time is predicted to reach its safety cap, `double` doubles. Near the interpolation
+threshold the time to fit diverges (the jamming transition of Spigler et al. 2019: steps to zero
+loss grow without bound as n approaches the threshold); through the two largest fitted sizes the
+fraction of its cap each fit used is modelled as f(n) = a / (N - n), and the next size is where
+f = 1, kept between n x (1 + resolution) and 2n. Doubling puts the first failure up to 2x above
+the EMC, and a failure costs the whole cap there (4.1M of a 2k search's 21M sample-epochs, at twice
+the EMC); aiming lands it within a step or two of the EMC. Inside a bracket the same aim moves the
+probe below the midpoint when the fits predict the cap is reached there. Without two usable fits
+(the first sizes fit in a few epochs; journals without `cap_steps`) both rules are plain doubling and
+bisection. Where the sizes are probed changes the cost, never the rule that decides the bracket.
 
 Bisects between the last fitted and the first failed size to a relative `resolution`. Retries are
 deferred: a size whose first attempt fails is a provisional upper bound, and its retries run only
@@ -9,28 +21,80 @@ final bracket obeys the paper's rule: `failed` had all its attempts fail.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from ..errors import require
-from .base import SEARCHES, Oracle, Progress, SearchResult, _check_common, _Memo
+from .base import SEARCHES, Attempt, Oracle, Progress, SearchResult, _check_common, _Memo
+
+GROWTH = ("fit_time", "double")
+MIN_FRACTION = 0.05  # a fit that used less of its cap says too little about where the cap is reached
+
+
+def cap_fraction(a: Attempt) -> Optional[float]:
+    """The fraction of its safety cap a fitted attempt trained for (steps / cap_steps), or None."""
+    steps, cap = a.record.get("steps"), a.record.get("cap_steps")
+    if not a.fitted or not cap or steps is None:
+        return None
+    return float(steps) / float(cap)
+
+
+def aim(fits: dict[int, float]) -> Optional[float]:
+    """The size at which a fit would use its whole cap, from the two largest fitted sizes: the
+    hyperbola f(n) = a / (N - n) through (n1, f1), (n2, f2) reaches f = 1 at N - a. None when the
+    fits do not slow down with n or the larger one used under MIN_FRACTION of its cap."""
+    if len(fits) < 2:
+        return None
+    (n1, f1), (n2, f2) = sorted(fits.items())[-2:]
+    if not (f2 > f1 > 0 and f2 >= MIN_FRACTION):
+        return None
+    big_n = (f2 * n2 - f1 * n1) / (f2 - f1)  # the asymptote: > n2 whenever f2 > f1
+    return big_n - f2 * (big_n - n2)
 
 
 @SEARCHES.register("bisect")
 def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.05, max_attempts: int = 4,
                   regrow_step: Optional[float] = None, batch_attempts: bool = False, min_n: int = 2,
-                  progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  growth: str = "fit_time", progress: Optional[Progress] = None, **_: Any) -> SearchResult:
     """`regrow_step`: after a retry rescues the bracket's failed size and no failed size is pending
     above it, growth resumes from that size by galloping with this first step, relative (None: the
     resolution): a failure there closes the bracket at once, with no first-attempt failures far above
     the EMC. `min_n`: the smallest size tried when even small sizes fail (2: batch norm cannot train on
-    one sample); if it fails too, the EMC is reported as 0 with that failed size."""
+    one sample); if it fails too, the EMC is reported as 0 with that failed size. `growth`: fit_time
+    (aim at the size where a fit would use its whole cap) or double (see the module's docstring)."""
     _check_common(start, pool, max_attempts)
     require(0 < resolution < 1, "search.resolution", resolution, "must lie in (0, 1), e.g. 0.05")
     regrow_step = resolution if regrow_step is None else regrow_step
     require(isinstance(regrow_step, (int, float)) and regrow_step > 0, "search.regrow_step", regrow_step,
             "must be > 0 (first growth step after a rescued size, relative, e.g. 0.05) or null (the resolution)")
+    require(growth in GROWTH, "search.growth", growth, f"must be one of {', '.join(GROWTH)}")
     run = _Memo(oracle, progress, batch_attempts)
     pending: set[int] = set()  # sizes whose first attempt failed, retries not yet run
+    fit_fraction: dict[int, float] = {}  # fitted size -> fraction of its cap the (first) fit used
+
+    def fitted(n: int, a: int = 0) -> bool:
+        res = run(n, a)
+        f = cap_fraction(res)
+        if f is not None and n not in fit_fraction:
+            fit_fraction[n] = f
+        return res.fitted
+
+    def target() -> Optional[float]:
+        return aim(fit_fraction) if growth == "fit_time" else None
+
+    def next_up(n: int) -> int:
+        """The size after fitted n: doubling, or the aim kept within [n (1 + resolution), 2n]."""
+        t = target()
+        if t is None:
+            return 2 * n
+        return int(min(2 * n, max(math.ceil(n * (1 + resolution)), round(t))))
+
+    def probe(lo: int, hi: int) -> int:
+        """Inside the bracket: the midpoint, or the aim when it lies between lo (1 + resolution) and it."""
+        mid, t = (lo + hi) // 2, target()
+        if t is None:
+            return mid
+        return int(min(mid, max(math.ceil(lo * (1 + resolution)), round(t))))
 
     def converged(lo: int, hi: int) -> bool:
         return hi - lo <= max(1.0, resolution * hi) or (lo + hi) // 2 < min_n
@@ -39,12 +103,12 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
         """Grow n (capped at the pool) until a first attempt fails; returns it or None. Doubling, or
         with `step` galloping: the distance above the starting size doubles after each fit."""
         while True:
-            if run(n, 0).fitted:
+            if fitted(n):
                 run.lo = max(run.lo, n)
                 if n >= pool:
                     return None
                 if step is None:
-                    nxt = 2 * n
+                    nxt = next_up(n)
                 else:
                     nxt, step = n + step, 2 * step
                 n = min(max(n + 1, nxt), pool)
@@ -57,8 +121,8 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
     run.hi = grow_from(min(start, pool))
     while run.hi is not None:
         while not converged(run.lo, run.hi):
-            mid = (run.lo + run.hi) // 2
-            if run(mid, 0).fitted:
+            mid = probe(run.lo, run.hi)
+            if fitted(mid):
                 run.lo = mid
             else:
                 pending.add(mid)
