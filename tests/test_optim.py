@@ -318,3 +318,29 @@ def test_bad_values_stop_with_one_clear_line(opt_over, reg, rep, key):
         proc.make_optimizer(mlp().parameters())
     msg = str(e.value)
     assert (msg.startswith(key + "=") or msg.startswith(key + ": unknown key")) and "\n" not in msg
+
+
+@pytest.mark.parametrize("name", ["sgd", "gd", "adam", "adamw"])
+def test_fused_update_on_cpu_floats_and_the_same_steps_as_unfused(name):
+    """sgd, gd, adam and adamw take torch's fused kernel for float CPU parameters, and ten steps of it
+    land where the per-tensor update does, up to rounding; complex parameters get the per-tensor one."""
+    from flexnet.optim.base import OPTIMIZERS
+
+    make = OPTIMIZERS.get(name)
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    nets = [nn.Linear(5, 3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = make(nets[0].parameters(), lr=0.05)
+    same = ("momentum", "nesterov", "betas", "eps", "weight_decay", "amsgrad")  # the config's knobs, not the kernel
+    plain = type(fused)(nets[1].parameters(), lr=0.05, **{k: v for k, v in fused.defaults.items() if k in same})
+    opts = [fused, plain]
+    assert opts[0].defaults["fused"] is True and not opts[1].defaults.get("fused")
+    for _ in range(10):
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not make([nn.Parameter(torch.zeros(3, dtype=torch.complex64))], lr=0.1).defaults.get("fused")

@@ -353,3 +353,26 @@ def test_lanczos_on_a_dead_network_reports_no_spectrum():
     x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
     rep = extreme_eigenvalues(model, x, y, nn.functional.cross_entropy, max_iters=40)
     assert math.isnan(rep.min_eig) and rep.iterations >= 1
+
+
+def test_epoch_in_one_gather_trains_exactly_as_minibatch_gathers(monkeypatch):
+    """A small subset is permuted once per epoch and sliced into minibatches; a large one is gathered
+    a minibatch at a time. Both orders are the same samples, so the weights end bit for bit equal."""
+    import flexnet.fit.loop as loop
+    from flexnet.optim import build_procedure
+
+    torch.manual_seed(0)
+    x, y = torch.randn(300, 8), torch.randint(0, 4, (300,))
+    rec = loop.Recipe(build_procedure({"name": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 64}, {"name": "none"}),
+                      loop.Budget(epochs=5, min_steps=0, policy="fixed", max_extensions=0))
+    mb = loop.minibatches(300, rec)
+    out = []
+    for limit in (loop._GATHER_BYTES, 0):  # 0: every subset counts as large
+        monkeypatch.setattr(loop, "_GATHER_BYTES", limit)
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+        stepper, g = rec.procedure.stepper(net, mb.total_steps), torch.Generator().manual_seed(2)
+        stats = [loop.train_epoch(net, stepper, x, y, mb, mb.sizes("cpu"), g) for _ in range(5)]
+        out.append((stats, [p.detach().clone() for p in net.parameters()]))
+    assert out[0][0] == out[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(out[0][1], out[1][1]))

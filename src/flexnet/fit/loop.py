@@ -165,6 +165,7 @@ class FitResult:
 
 
 _HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
+_GATHER_BYTES = 64 << 20  # subsets up to this size are permuted in one gather per epoch (train_epoch)
 
 
 def _hits(held: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -237,12 +238,20 @@ def train_epoch(model: nn.Module, stepper, x: torch.Tensor, y: torch.Tensor, mb:
     n = int(x.shape[0])
     model.train()
     perm = torch.randperm(n, generator=g, device=x.device) if mb.bs < n else None
+    # a small subset is put in the epoch's order in one gather, and the minibatches are slices of it
+    # (views, no copy); a large one is gathered a minibatch at a time (no second copy of it in memory)
+    whole = perm is not None and x.numel() * x.element_size() <= _GATHER_BYTES
+    if whole:
+        x, y, perm = x[perm], y[perm], None
     # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
     # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
     losses, hits, held, held_el = [], [], [], 0
     for lo, hi in mb.bounds:
-        idx = perm[lo:hi] if perm is not None else None
-        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        if perm is not None:
+            idx = perm[lo:hi]
+            xb, yb = x[idx], y[idx]
+        else:
+            xb, yb = (x[lo:hi], y[lo:hi]) if whole else (x, y)
         if batch_transform is not None:
             xb = batch_transform(xb, g)
         loss, logits = stepper.step(xb, yb)
