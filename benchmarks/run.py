@@ -14,7 +14,7 @@
 7. the whole study: `make reproduce` (the verdict presets) read back from the committed sweeps'
    reproduce.log files and journals: wall time per preset and where it went (fits, failures at the
    cap, failures with a verdict, minimum checks). Nothing is trained for this section.
-`--only N` (1, 2, 5, 6, 7) reruns that section alone and replaces it in the existing file.
+`--only N [N ...]` reruns those sections alone and replaces them in the existing file.
 Each figure names the device that produced it.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from flexnet.config import compose  # noqa: E402  (the config `python -m flexnet` would run, a dict)
+from study_cost import bench_reproduce  # noqa: E402  (section 7, benchmarks/study_cost.py)
 
 
 def run(overrides, outdir):
@@ -285,64 +286,6 @@ def bench_policies(tmp, lines, dev):
     lines += ["", "Target (issue: EMC at a verified minimum): the default job under 3 minutes for both labelings.", ""]
 
 
-def bench_reproduce(lines, root: Path = ROOT / "multirun" / "reproduce"):
-    """Section 7: the wall time of the last run of every verdict preset from scratch (runs.jsonl), and
-    per preset its multiruns' recorded minutes (reproduce.log) and CPU time by outcome (fits.jsonl)."""
-    import importlib.util
-
-    from flexnet.analysis.reproduction import RUNS_FILE, full_run, logged_runs, time_breakdown
-
-    spec = importlib.util.spec_from_file_location("reproduce_script", ROOT / "scripts" / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod   # dataclasses look their module up while the class is created
-    spec.loader.exec_module(mod)
-    verdict = [q.name for q in mod.PRESETS if q.verdict]
-    full = full_run(root, tuple(verdict))
-    spans = (full or {}).get("spans") or {}
-    later: dict = {}   # presets run again after the full run (e.g. one preset changed): their latest run
-    if full:
-        from flexnet.records import read_jsonl
-
-        runs = list(read_jsonl(root / RUNS_FILE))
-        for r in runs[runs.index(full) + 1:]:
-            later.update({n: r for n in r.get("presets") or []})
-    lines += ["## 7. Whole-study cost: `make reproduce` (the verdict presets)", "",
-              "Read back from the committed sweeps under `multirun/reproduce/`: the wall time of the last run "
-              f"of every verdict preset from scratch (`{RUNS_FILE}`: its multiruns shared the cores, longest "
-              "first, each running its jobs one after another on one core), and per preset the minutes its "
-              "multiruns took (their `reproduce.log`; tuning included), when it ran within that run, and "
-              "the CPU minutes of training by outcome (the attempts' journals).", "",
-              "| preset | multiruns, min | ran from - to (min) | fits | failures at the cap | failures with a verdict "
-              "| of which checks |", "|---|---|---|---|---|---|---|"]
-    tot = {"wall": 0.0, "fits": 0.0, "failures_cap": 0.0, "failures_verdict": 0.0, "checks": 0.0}
-    for name in verdict:
-        logged = logged_runs(root / name, root / "tuning" / name) or {}
-        tb = time_breakdown([root / name, root / "tuning" / name])
-        wall = float(logged.get("seconds") or 0.0)
-        tot["wall"] += wall
-        for k in ("fits", "failures_cap", "failures_verdict", "checks"):
-            tot[k] += tb[k]
-        span = spans.get(name)
-        when = f"{span[0] / 60:.0f} - {span[1] / 60:.0f}" if span else "-"
-        if name in later:
-            when += f" (re-run alone {later[name]['date']}: {later[name]['wall_s'] / 60:.1f} min)"
-        lines.append(f"| `{name}` | {wall / 60:.1f} | {when} | "
-                     f"{tb['fits'] / 60:.1f} | {tb['failures_cap'] / 60:.1f} | {tb['failures_verdict'] / 60:.1f} | "
-                     f"{tb['checks'] / 60:.1f} |")
-    lines.append(f"| **total** | **{tot['wall'] / 60:.1f}** | | {tot['fits'] / 60:.1f} | {tot['failures_cap'] / 60:.1f} | "
-                 f"{tot['failures_verdict'] / 60:.1f} | {tot['checks'] / 60:.1f} |")
-    if full:
-        tot["run"] = full["wall_s"]
-        measured = (f"measured: **{full['wall_s'] / 60:.0f} minutes** (the run that ended {full['date']}, "
-                    f"{full['slots']} multiruns at once on {full.get('cores') or '?'} cores)")
-    else:
-        measured = ("not measured: no run of all verdict presets from scratch is recorded; the multiruns' "
-                    f"minutes one after another come to {tot['wall'] / 60:.0f}")
-    lines += ["", f"Target (issue: the reproduction re-run): `make reproduce` at most 120 minutes on this 2-core "
-                  f"machine; {measured}.", ""]
-    return tot
-
-
 def replace_section(path: Path, number: int, new: list[str]) -> str:
     """The file's text with section `## <number>.` replaced by `new` (appended if absent)."""
     old = path.read_text().splitlines() if path.exists() else ["# flexnet benchmarks", ""]
@@ -351,6 +294,42 @@ def replace_section(path: Path, number: int, new: list[str]) -> str:
         return "\n".join(old + new) + "\n"
     end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
     return "\n".join(old[:start] + new + old[end:]) + "\n"
+
+
+def rerun_sections(args, dev) -> None:
+    """`--only N [N ...]`: run those sections and replace each in --out, keeping the others; each
+    section notes when and with which --only it ran. Section 3 reads section 1's 2k job when both
+    run, else runs that job itself."""
+    base, out = ["labeling=random_labels", "threads=1"], Path(args.out)
+    note = f"`--only {' '.join(map(str, args.only))}` on {time.strftime('%Y-%m-%d %H:%M')}"
+    job = None
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for number in sorted(set(args.only)):
+            sec: list[str] = []
+            if number == 1:
+                sec += ["## 1. Search cost: bisect (both growth rules) vs linear", ""]
+                job = bench_search(base, tmp / "2k", sec, "2k-parameter MLP (the default config)", seeds=(0, 1, 2, 3))
+                bench_search(base + ["scaling.params=8000"], tmp / "8k", sec, "8k-parameter MLP")
+            elif number == 2:
+                bench_throughput(sec, dev)
+            elif number == 3:
+                res, fits = job or run(base + ["search=bisect"], tmp / "checks")
+                bench_checks(fits, res, sec, "default config, random labels, bisect job of section 1")
+            elif number == 4:
+                bench_batched(sec, dev)
+            elif number == 5:
+                bench_trials(sec, dev, tmp)
+            elif number == 6:
+                bench_policies(tmp, sec, dev)
+            else:
+                bench_reproduce(sec)
+            # the section's own heading first, then the note of when it ran
+            head = next(i for i, l in enumerate(sec) if l.startswith(f"## {number}."))
+            sec = [sec[head], "", f"(Section {number} rerun alone with {note}.)", ""] + sec[:head] + \
+                sec[head + 1 + (sec[head + 1:head + 2] == [""]):]
+            out.write_text(replace_section(out, number, sec))
+            print("\n".join(sec))
 
 
 def _median(v):
@@ -362,33 +341,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="shorter budgets (smoke test of the benchmark itself)")
-    ap.add_argument("--only", type=int, choices=[1, 2, 5, 6, 7], default=None,
-                    help="run one section and replace it in --out, keeping the others")
+    ap.add_argument("--only", type=int, nargs="+", choices=range(1, 8), default=None,
+                    help="run these sections and replace them in --out, keeping the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.only:
-        with tempfile.TemporaryDirectory() as d:
-            sec: list[str] = [f"(Section {args.only} rerun alone with `--only {args.only}` on "
-                              f"{time.strftime('%Y-%m-%d %H:%M')}.)", ""]
-            if args.only == 1:
-                sec += ["## 1. Search cost: bisect (both growth rules) vs linear", ""]
-                base = ["labeling=random_labels", "threads=1"]
-                bench_search(base, Path(d) / "2k", sec, "2k-parameter MLP (the default config)", seeds=(0, 1, 2, 3))
-                bench_search(base + ["scaling.params=8000"], Path(d) / "8k", sec, "8k-parameter MLP")
-            elif args.only == 2:
-                bench_throughput(sec, dev)
-            elif args.only == 5:
-                bench_trials(sec, dev, Path(d))
-            elif args.only == 7:
-                bench_reproduce(sec)
-            else:
-                bench_policies(Path(d), sec, dev)
-        # the section's own heading first, then the note of when it ran
-        head = next(i for i, l in enumerate(sec) if l.startswith(f"## {args.only}."))
-        sec = [sec[head], ""] + sec[:head] + sec[head + 1 + (sec[head + 1:head + 2] == [""]):]
-        Path(args.out).write_text(replace_section(Path(args.out), args.only, sec))
-        print("\n".join(sec))
+        rerun_sections(args, dev)
         return
     base = ["labeling=random_labels", "threads=1"]
     if args.quick:
