@@ -5,10 +5,10 @@ torch's (weight decay coupled as an L2 term in Adam, decoupled in AdamW); `shamp
 pytorch-optimizer's Shampoo, or its ScalableShampoo with ``variant: scalable``.
 `params` may be a list of tensors or of param-group dicts (SAM passes its groups).
 
-SGD, Adam and AdamW use torch's fused kernels wherever torch has them for the parameters' device
-(`fused=True`: one kernel for the whole update instead of a few small ops per tensor; on this
-2-core CPU 11% faster steps for SGD and 34% for AdamW on the benchmark MLP, BENCHMARKS.md section
-2), else the per-tensor implementation. The update is the same; the floating-point rounding is not,
+SGD, Adam and AdamW use torch's fused kernels for float parameters on a CPU or CUDA device
+(`fused=True`: one kernel for the whole update instead of a few small ops per tensor; a bare SGD
+loop on the benchmark MLP runs 8% faster with it on this 2-core CPU, BENCHMARKS.md section 2),
+else the per-tensor implementation. The update is the same; the floating-point rounding is not,
 so attempts trained before this (2026-12-03) are not reproduced bit for bit.
 """
 from __future__ import annotations
