@@ -240,18 +240,15 @@ def train_epoch(model: nn.Module, stepper, x: torch.Tensor, y: torch.Tensor, mb:
     perm = torch.randperm(n, generator=g, device=x.device) if mb.bs < n else None
     # a small subset is put in the epoch's order in one gather, and the minibatches are slices of it
     # (views, no copy); a large one is gathered a minibatch at a time (no second copy of it in memory)
-    whole = perm is not None and x.numel() * x.element_size() <= _GATHER_BYTES
-    if whole:
+    if perm is not None and x.numel() * x.element_size() <= _GATHER_BYTES:
         x, y, perm = x[perm], y[perm], None
     # per-step device values, reduced once per epoch: losses, and the minibatches' logits and
     # labels (their hits are counted in one pass, every _HITS_CHUNK logits at most)
     losses, hits, held, held_el = [], [], [], 0
     for lo, hi in mb.bounds:
-        if perm is not None:
-            idx = perm[lo:hi]
-            xb, yb = x[idx], y[idx]
-        else:
-            xb, yb = (x[lo:hi], y[lo:hi]) if whole else (x, y)
+        # without a permutation: slices in order (at full batch the one bound is the whole subset)
+        idx = perm[lo:hi] if perm is not None else slice(lo, hi)
+        xb, yb = x[idx], y[idx]
         if batch_transform is not None:
             xb = batch_transform(xb, g)
         loss, logits = stepper.step(xb, yb)

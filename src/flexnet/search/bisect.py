@@ -72,29 +72,21 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
     pending: set[int] = set()  # sizes whose first attempt failed, retries not yet run
     fit_fraction: dict[int, float] = {}  # fitted size -> fraction of its cap the (first) fit used
 
-    def fitted(n: int, a: int = 0) -> bool:
-        res = run(n, a)
+    def fitted(n: int) -> bool:
+        """Train n's first attempt (or replay it); a fit's cap fraction feeds the aim."""
+        res = run(n, 0)
         f = cap_fraction(res)
-        if f is not None and n not in fit_fraction:
-            fit_fraction[n] = f
+        if f is not None:
+            fit_fraction.setdefault(n, f)
         return res.fitted
 
-    def target() -> Optional[float]:
-        return aim(fit_fraction) if growth == "fit_time" else None
-
-    def next_up(n: int) -> int:
-        """The size after fitted n: doubling, or the aim kept within [n (1 + resolution), 2n]."""
-        t = target()
+    def aimed(lo: int, upper: int) -> int:
+        """The next size above fitted lo: `upper` (doubling, or the bracket's midpoint), or with
+        growth=fit_time the aim, kept within [lo (1 + resolution), upper]."""
+        t = aim(fit_fraction) if growth == "fit_time" else None
         if t is None:
-            return 2 * n
-        return int(min(2 * n, max(math.ceil(n * (1 + resolution)), round(t))))
-
-    def probe(lo: int, hi: int) -> int:
-        """Inside the bracket: the midpoint, or the aim when it lies between lo (1 + resolution) and it."""
-        mid, t = (lo + hi) // 2, target()
-        if t is None:
-            return mid
-        return int(min(mid, max(math.ceil(lo * (1 + resolution)), round(t))))
+            return upper
+        return int(min(upper, max(math.ceil(lo * (1 + resolution)), round(t))))
 
     def converged(lo: int, hi: int) -> bool:
         return hi - lo <= max(1.0, resolution * hi) or (lo + hi) // 2 < min_n
@@ -108,7 +100,7 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
                 if n >= pool:
                     return None
                 if step is None:
-                    nxt = next_up(n)
+                    nxt = aimed(n, 2 * n)
                 else:
                     nxt, step = n + step, 2 * step
                 n = min(max(n + 1, nxt), pool)
@@ -121,7 +113,7 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
     run.hi = grow_from(min(start, pool))
     while run.hi is not None:
         while not converged(run.lo, run.hi):
-            mid = probe(run.lo, run.hi)
+            mid = aimed(run.lo, (run.lo + run.hi) // 2)
             if fitted(mid):
                 run.lo = mid
             else:
