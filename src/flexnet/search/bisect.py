@@ -6,8 +6,8 @@ threshold the time to fit diverges (the jamming transition of Spigler et al. 201
 loss grow without bound as n approaches the threshold); through the two largest fitted sizes the
 fraction of its cap each fit used is modelled as f(n) = a / (N - n), and the next size is where
 f = 1, kept between n x (1 + resolution) and 2n. Doubling puts the first failure up to 2x above
-the EMC, and a failure costs the whole cap there (4.1M of a 2k search's 21M sample-epochs, at twice
-the EMC); aiming lands it within a step or two of the EMC. Inside a bracket the same aim moves the
+the EMC, and a failure costs the whole cap there (2,000 epochs of the larger n once the cap is in
+epochs); aiming lands it within a step or two of the EMC (BENCHMARKS.md section 1). Inside a bracket the same aim moves the
 probe below the midpoint when the fits predict the cap is reached there. Without two usable fits
 (the first sizes fit in a few epochs; journals without `cap_steps`) both rules are plain doubling and
 bisection. Where the sizes are probed changes the cost, never the rule that decides the bracket.
