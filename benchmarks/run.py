@@ -20,7 +20,6 @@ Each figure names the device that produced it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -35,78 +34,14 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from flexnet.config import compose  # noqa: E402  (the config `python -m flexnet` would run, a dict)
+from search_cost import bench_search_section, run  # noqa: E402  (section 1, benchmarks/search_cost.py)
 from study_cost import bench_reproduce  # noqa: E402  (section 7, benchmarks/study_cost.py)
-
-
-def run(overrides, outdir):
-    from flexnet.pipeline import run_job
-
-    t0 = time.perf_counter()
-    res = run_job(compose(overrides), Path(outdir))
-    res["wall"] = time.perf_counter() - t0
-    fits = [json.loads(l) for l in (Path(outdir) / "fits.jsonl").read_text().splitlines()]
-    return res, fits
 
 
 def device_name(dev: str) -> str:
     if dev.startswith("cuda"):
         return torch.cuda.get_device_name(0)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def floor_ratio(r, fits) -> tuple[float, float]:
-    """A search's cost over the unavoidable work (one fit at its EMC + every attempt at its failed
-    size), and that work."""
-    at_emc = [f["cost"] for f in fits if f["n"] == r["emc"] and f["status"] == "fitted"]
-    at_failed = [f["cost"] for f in fits if f["n"] == r["bracket"]["failed"]]
-    unavoidable = (at_emc[0] if at_emc else 0) + sum(at_failed)
-    return r["cost_sample_epochs"] / max(unavoidable, 1), unavoidable
-
-
-def bench_search(base, tmp, lines, title="Config", seeds=(0,)):
-    """bisect with each growth rule (search.growth: fit_time, the default, and double) on `seeds`,
-    and linear on seed 0 with an oracle step (5% of bisect's EMC)."""
-    lines += [f"### {title}: `{' '.join(base)}`", ""]
-    runs = {(g, s): run(base + ["search=bisect", f"search.growth={g}", f"seed={s}"], tmp / f"{g}{s}")
-            for s in seeds for g in ("fit_time", "double")}
-    rb, fb = runs[("fit_time", seeds[0])]
-    step = max(1, int(round(0.05 * max(rb["emc"], 1))))
-    rl, fl = run(base + ["search=linear", f"search.step={step}", f"search.start={compose(base)['search']['start']}",
-                         f"seed={seeds[0]}"], tmp / "linear")
-    lines += [f"Seed {seeds[0]}:", "",
-              "| search | EMC | bracket | fits | sample-epochs | wall s | unverified | converged | cost / unavoidable |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    rows = [("bisect, growth=fit_time (default)", runs[("fit_time", seeds[0])]),
-            ("bisect, growth=double", runs[("double", seeds[0])]), (f"linear (step {step})", (rl, fl))]
-    for name, (r, f) in rows:
-        lines.append(f"| {name} | {r['emc']} | [{r['bracket']['fitted']}, {r['bracket']['failed']}] | {r['fits']} | "
-                     f"{r['cost_sample_epochs']:.3g} | {r['wall']:.1f} | {r['unverified']} | {r.get('converged')} | "
-                     f"{floor_ratio(r, f)[0]:.2f} |")
-    lo, hi = rl["bracket"]["fitted"] or 0, rl["bracket"]["failed"]
-    inside = lo <= rb["emc"] and (hi is None or rb["emc"] < hi)
-    fail_cost = sum(f["cost"] for f in fb if f["status"] != "fitted")
-    unavoidable = floor_ratio(rb, fb)[1]
-    mean = {g: sum(floor_ratio(*runs[(g, s)])[0] for s in seeds) / len(seeds) for g in ("fit_time", "double")}
-    cost = {g: sum(runs[(g, s)][0]["cost_sample_epochs"] for s in seeds) for g in ("fit_time", "double")}
-    if len(seeds) > 1:
-        lines += ["", f"Seeds {', '.join(map(str, seeds))} (each seed draws other subsets and inits):", "",
-                  "| seed | growth | EMC | bracket | sample-epochs | cost / unavoidable |", "|---|---|---|---|---|---|"]
-        for (g, s), (r, f) in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0] != "fit_time")):
-            lines.append(f"| {s} | {g} | {r['emc']} | [{r['bracket']['fitted']}, {r['bracket']['failed']}] | "
-                         f"{r['cost_sample_epochs']:.3g} | {floor_ratio(r, f)[0]:.2f} |")
-    lines += ["",
-              f"- bisect cost / unavoidable work (one fit at the EMC + the failed size's attempts), mean over "
-              f"{len(seeds)} seed(s): **{mean['fit_time']:.2f}** with growth=fit_time, {mean['double']:.2f} with "
-              f"growth=double (target <= 1.3); sample-epochs fit_time / double: **{cost['fit_time'] / cost['double']:.2f}**",
-              f"- bisect / linear sample-epochs (seed {seeds[0]}): "
-              f"{rb['cost_sample_epochs'] / max(rl['cost_sample_epochs'], 1):.2f}; "
-              f"bisect EMC inside linear's bracket: **{inside}**",
-              f"- failed attempts' share of bisect's cost: {fail_cost / max(rb['cost_sample_epochs'], 1):.0%}",
-              f"- unavoidable work / linear: {unavoidable / max(rl['cost_sample_epochs'], 1):.2f}: no search that "
-              "must fit at the EMC and fail every attempt at the bracket's failed size can cost less than this "
-              "fraction of linear's sample-epochs on this config", ""]
-    return rb, fb
 
 
 def bench_trials(lines, dev, tmp, trials=5, epochs=200):
@@ -308,9 +243,7 @@ def rerun_sections(args, dev) -> None:
         for number in sorted(set(args.only)):
             sec: list[str] = []
             if number == 1:
-                sec += ["## 1. Search cost: bisect (both growth rules) vs linear", ""]
-                job = bench_search(base, tmp / "2k", sec, "2k-parameter MLP (the default config)", seeds=(0, 1, 2, 3))
-                bench_search(base + ["scaling.params=8000"], tmp / "8k", sec, "8k-parameter MLP")
+                job = bench_search_section(base, tmp, sec)
             elif number == 2:
                 bench_throughput(sec, dev)
             elif number == 3:
@@ -358,11 +291,7 @@ def main():
              "CPU numbers are noisy, compare ratios rather than absolute values.", ""]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        lines += ["## 1. Search cost: bisect (both growth rules) vs linear", ""]
-        rb, fb = bench_search(base, tmp / "2k", lines, "2k-parameter MLP (the default config)",
-                              seeds=(0,) if args.quick else (0, 1, 2, 3))
-        if not args.quick:
-            bench_search(base + ["scaling.params=8000"], tmp / "8k", lines, "8k-parameter MLP")
+        rb, fb = bench_search_section(base, tmp, lines, quick=args.quick)
         bench_throughput(lines, dev, steps=600 if args.quick else 3000)
         bench_checks(fb, rb, lines, "default config, random labels, bisect job of section 1")
         bench_batched(lines, dev, epochs=10 if args.quick else 40)

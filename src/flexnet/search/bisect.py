@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+import numpy as np
+
 from ..errors import require
 from .base import SEARCHES, Attempt, Oracle, Progress, SearchResult, _check_common, _Memo
 
@@ -40,16 +42,23 @@ def cap_fraction(a: Attempt) -> Optional[float]:
 
 
 def aim(fits: dict[int, float]) -> Optional[float]:
-    """The size at which a fit would use its whole cap, from the two largest fitted sizes: the
-    hyperbola f(n) = a / (N - n) through (n1, f1), (n2, f2) reaches f = 1 at N - a. None when the
-    fits do not slow down with n or the larger one used under MIN_FRACTION of its cap."""
-    if len(fits) < 2:
+    """The size at which a fit would use its whole cap. Under the hyperbola f(n) = a / (N - n) the
+    reciprocal 1/f = (N - n) / a is a line in n; it is fitted by least squares, weighted by f^2 (a
+    fraction's noise is relative, so 1/f's variance grows as 1/f^2), through the two largest fitted
+    sizes and every other fit that used at least a tenth of the largest fraction (the small early
+    fits follow the warm-up, not the jamming), and the aim is where it reaches 1/f = 1. Through two
+    fits it is the hyperbola through both; with more, one slow or fast fit near the threshold no
+    longer throws the aim. None with fewer than two fits, when the largest fraction is under
+    MIN_FRACTION, or when the line does not fall with n (the fits do not slow down)."""
+    top = max(fits.values(), default=0.0)
+    last_two = sorted(fits)[-2:]
+    pts = np.array([(n, f) for n, f in fits.items() if f > 0 and (n in last_two or f >= top / 10)], dtype=float)
+    if top < MIN_FRACTION or len(pts) < 2:
         return None
-    (n1, f1), (n2, f2) = sorted(fits.items())[-2:]
-    if not (f2 > f1 > 0 and f2 >= MIN_FRACTION):
+    slope, icept = np.polynomial.polynomial.polyfit(pts[:, 0], 1.0 / pts[:, 1], 1, w=pts[:, 1])[::-1]
+    if not slope < 0:
         return None
-    big_n = (f2 * n2 - f1 * n1) / (f2 - f1)  # the asymptote: > n2 whenever f2 > f1
-    return big_n - f2 * (big_n - n2)
+    return (1.0 - icept) / slope
 
 
 @SEARCHES.register("bisect")
