@@ -194,9 +194,9 @@ def bench_checks(fits, res, lines, label):
 
 
 # the default before train.policy=converge: cosine over 500 epochs / 3000 steps, 2 extensions at 0.1x lr,
-# an absolute gradient tolerance of 0.05 on the iterate itself
+# an absolute gradient tolerance of 0.05 on the iterate itself, the Hessian of every fitted attempt
 OLD_DEFAULT = ["train.policy=fixed", "train.epochs=500", "train.min_steps=3000", "train.max_extensions=2",
-               "convergence.grad_tol=0.05", "convergence.polish_steps=0"]
+               "convergence.grad_tol=0.05", "convergence.polish_steps=0", "convergence.check_fitted=true"]
 
 
 def bench_policies(tmp, lines, dev):

@@ -19,18 +19,25 @@ def _recipe(opt=None, **kw):
     return Recipe(build_procedure(opt, {"name": "none"}), budget, checks, **kw)
 
 
-def test_mlp_memorises_32_random_labels():
+@pytest.mark.parametrize("check_fitted", [False, True])
+def test_mlp_memorises_32_random_labels(check_fitted):
+    """A fit is decided by the fit threshold alone; its gradient and Hessian are measured only when
+    convergence.check_fitted asks (off by default: a fit is no candidate minimum)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(32, 20, generator=g)
     y = torch.randint(0, 10, (32,), generator=g)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
-    res = train_to_minimum(model, x, y, _recipe(), g=torch.Generator().manual_seed(1))
+    checks = Checks(check_fitted=True) if check_fitted else Checks()
+    res = train_to_minimum(model, x, y, _recipe(checks=checks), g=torch.Generator().manual_seed(1))
     assert res.status == "fitted" and res.stop_reason == "fitted"
     acc, _ = evaluate(model, x, y)
     assert acc == 1.0 == res.train_acc
     assert 0 < res.epochs < 300
-    assert res.grad_norm is not None and res.min_eig is not None  # checks ran on the fitted attempt
+    if check_fitted:
+        assert res.grad_norm is not None and res.min_eig is not None and res.lanczos_iters > 0
+    else:
+        assert res.min_eig is None and res.lanczos_iters is None
 
 
 def test_divergence_is_reported_as_such():

@@ -92,7 +92,7 @@ class Checks:
     rel_tol: float = 1e-3        # improvement smaller than this (relative) counts as flat
     smoothing: float = 0.5       # EMA factor of the epoch loss
     hessian: bool = True         # run the Hessian check (off: the verdict rests on grad + plateau)
-    check_fitted: bool = True    # also measure grad norm / Hessian on fitted attempts
+    check_fitted: bool = False   # also measure grad norm / Hessian on fitted attempts (recorded, never decides)
     early_verdict: bool = True   # stop a failing attempt once it is at a verified minimum
     check_every: int = 5         # epochs between early-verdict checks once plateaued
     lanczos_tol: float = 1e-3     # relative accuracy of the extreme eigenvalues

@@ -3,14 +3,15 @@
 Growth (`growth`): `fit_time` (the default) aims each step at the size where a first attempt's
 training time is predicted to reach its safety cap, `double` doubles. Near the interpolation
 threshold the time to fit diverges (the jamming transition of Spigler et al. 2019: steps to zero
-loss grow without bound as n approaches the threshold); through the two largest fitted sizes the
-fraction of its cap each fit used is modelled as f(n) = a / (N - n), and the next size is where
-f = 1, kept between n x (1 + resolution) and 2n. Doubling puts the first failure up to 2x above
-the EMC, and a failure costs the whole cap there (2,000 epochs of the larger n once the cap is in
-epochs); aiming lands it within a step or two of the EMC (BENCHMARKS.md section 1). Inside a bracket the same aim moves the
-probe below the midpoint when the fits predict the cap is reached there. Without two usable fits
-(the first sizes fit in a few epochs; journals without `cap_steps`) both rules are plain doubling and
-bisection. Where the sizes are probed changes the cost, never the rule that decides the bracket.
+loss grow without bound as n approaches the threshold); the fraction of its cap each fit used is
+modelled as f(n) = a / (N - n), a line in 1/f fitted through the fits near the threshold (see
+`aim`), and the next size is where f = 1, kept between n x (1 + resolution) and 2n. Doubling puts
+the first failure up to 2x above the EMC, and a failure costs the whole cap there (2,000 epochs of
+the larger n once the cap is in epochs); aiming lands it within a step or two of the EMC
+(BENCHMARKS.md section 1). Inside a bracket the same aim moves the probe below the midpoint when
+the fits predict the cap is reached there. Without two usable fits (the first sizes fit in a few
+epochs; journals without `cap_steps`) both rules are plain doubling and bisection. Where the sizes
+are probed changes the cost, never the rule that decides the bracket.
 
 Bisects between the last fitted and the first failed size to a relative `resolution`. Retries are
 deferred: a size whose first attempt fails is a provisional upper bound, and its retries run only
