@@ -33,7 +33,8 @@ def test_batched_matches_sequential(opt, n):
     K = 3
     xs, ys, mk = _setup(K, n)
     rec = Recipe(build_procedure(opt, {"name": "none"}), Budget(policy="fixed", epochs=100, min_steps=0, max_extensions=1),
-                 Checks(patience=5, patience_steps=20, polish_steps=0))  # the iterate itself, as batched
+                 # polish_steps=0: the iterate itself, as batched; check_fitted: fits' gradients compared too
+                 Checks(patience=5, patience_steps=20, polish_steps=0, check_fitted=True))
     seq = [train_to_minimum(mk(i), xs[i], ys[i], rec, g=torch.Generator().manual_seed(7 + i), seed=i)
            for i in range(K)]
     models = [mk(i) for i in range(K)]
