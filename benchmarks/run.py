@@ -1,7 +1,7 @@
 """flexnet benchmarks (`make bench`): writes BENCHMARKS.md from one run on this machine.
 
-1. search cost: bisect with each growth rule (fit_time, the default, and double; 4 seeds on the
-   2k config) against linear (the paper's protocol; step = bisect's resolution x EMC, an oracle
+1. search cost: bisect with each growth rule (fit_time, the default, and double; 4 seeds on each
+   config) against linear (the paper's protocol; step = bisect's resolution x EMC, an oracle
    step) on the same configs (2k- and 8k-parameter MLPs, random labels): fits, sample-epochs,
    wall time, bracket agreement, cost over the unavoidable work;
 2. training throughput: flexnet's fit loop against a bare hand-written PyTorch loop, with
