@@ -14,9 +14,11 @@ from flexnet.config import compose  # noqa: F401  (the real config as `python -m
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-# Overrides that make a whole EMC search take seconds on a CPU.
+# Overrides that make a whole EMC search take seconds on a CPU: a two-rung ladder of tiny caps (the
+# default path); train.epochs / min_steps set the cap of tests that turn the ladder off (train.caps=null).
 TINY = [
     "dataset.num_samples=1200",
+    "train.caps=[30,60]",
     "train.epochs=30",
     "train.min_steps=60",
     "train.max_extensions=0",

@@ -143,7 +143,7 @@ def test_permuted_inputs_test_accuracy_is_measured_on_permuted_images(tmp_path):
     from flexnet.pipeline import load_data, run_job
 
     cfg = compose(["dataset=digits", "labeling=permuted_inputs", "search=fixed", "search.n=600", "scaling.params=3000",
-                   "optimizer=adam", "optimizer.lr=0.01", "train.policy=fixed", "train.epochs=40", "train.min_steps=0",
+                   "optimizer=adam", "optimizer.lr=0.01", "train.policy=fixed", "train.caps=null", "train.epochs=40", "train.min_steps=0",
                    "train.max_extensions=0", "convergence.hessian=false", "progress=false", "threads=1"])
     res = run_job(cfg, tmp_path)
     assert res["test_accuracy"] > 0.6, res["test_accuracy"]

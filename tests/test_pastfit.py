@@ -50,7 +50,7 @@ def test_job_keeps_training_after_the_fit_and_records_the_fitted_epoch(tmp_path)
 
 
 def test_default_stops_at_the_fit_and_records_it_too(tmp_path):
-    res = run_job(compose([*BASE, "train.epochs=60", "train.policy=fixed", "train.max_extensions=0",
+    res = run_job(compose([*BASE, "train.epochs=60", "train.policy=fixed", "train.caps=null", "train.max_extensions=0",
                            "convergence.hessian=false"]), tmp_path)
     rec = read_jsonl(tmp_path / "fits.jsonl")[0]
     assert rec["status"] == "fitted" and rec["epochs"] < 60

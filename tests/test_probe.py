@@ -19,7 +19,7 @@ spec.loader.exec_module(probe_minimum)
 def test_probe_continues_a_capped_attempt_downhill(tmp_path):
     out = tmp_path / "probes.jsonl"
     rc = probe_minimum.main(["--n", "160", "--evals", "120", "--every", "40", "--out", str(out),
-                             "labeling=random_labels", "scaling.params=300", "train.epochs=1",
+                             "labeling=random_labels", "scaling.params=300", "train.caps=null", "train.epochs=1",
                              "train.min_steps=30", "dataset.num_samples=400"])
     assert rc == 0
     rec = json.loads(out.read_text().splitlines()[-1])

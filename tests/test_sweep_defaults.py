@@ -109,7 +109,7 @@ def test_headline_command_composes_parallel_with_vit_lr_cap_and_sizes():
     assert cfg.hydra.launcher._target_.endswith("FlexnetLocalLauncher")  # -m runs jobs in parallel
     assert cfg.hydra.launcher.threads_per_job == 1
     assert cfg.optimizer.lr == 0.3                                       # conf/optimizer_arch/shampoo_vit.yaml
-    assert (cfg.train.epochs, cfg.train.min_steps) == (200, 1500)        # conf/arch_defaults/vit.yaml
+    assert list(cfg.train.caps) == [375, 750, 1500]                      # conf/arch_defaults/vit.yaml
     assert cfg.search.resolution == 0.1 and cfg.convergence.check_fitted is False
     assert cfg.hydra.sweeper.params["scaling.params"] == "1000,2000,4000"
     assert "flexnet.sweep_end.SweepSummary" in [c._target_ for c in cfg.hydra.callbacks.values()]
@@ -117,10 +117,10 @@ def test_headline_command_composes_parallel_with_vit_lr_cap_and_sizes():
 
 def test_per_arch_defaults_leave_other_archs_and_explicit_values_alone():
     mlp = _hydra_cfg(["optimizer=shampoo"])
-    assert mlp.optimizer.lr == 2.0 and (mlp.train.epochs, mlp.train.min_steps) == (2000, 20000)
+    assert mlp.optimizer.lr == 2.0 and list(mlp.train.caps) == [5000, 10000, 20000]
     assert mlp.hydra.sweeper.params["scaling.params"] == "1000,2000,4000"
-    mine = _hydra_cfg(["arch=vit", "optimizer=shampoo", "optimizer.lr=0.05", "train.min_steps=500"])
-    assert mine.optimizer.lr == 0.05 and mine.train.min_steps == 500 and mine.train.epochs == 200
+    mine = _hydra_cfg(["arch=vit", "optimizer=shampoo", "optimizer.lr=0.05", "train.caps=[500,1000]"])
+    assert mine.optimizer.lr == 0.05 and list(mine.train.caps) == [500, 1000]
     # a preset overrides the per-arch defaults (it comes after them in the defaults list)
     preset = _hydra_cfg(["experiment=emc_scaling_vit", "optimizer=shampoo"])
-    assert preset.optimizer.lr == 0.001 and preset.train.min_steps == 3000
+    assert preset.optimizer.lr == 0.001 and preset.train.min_steps == 3000 and preset.train.caps is None

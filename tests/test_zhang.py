@@ -21,7 +21,7 @@ from flexnet.pipeline import run_job
 from flexnet.records import CURVE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["convergence.hessian=false", "train.max_extensions=0", "logger=none"]
+QUICK = ["convergence.hessian=false", "train.max_extensions=0", "logger=none", "train.caps=null"]
 
 
 def config(*overrides: str) -> dict:

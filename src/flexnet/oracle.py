@@ -24,8 +24,9 @@ from .fit.loop import FitResult, Recipe, train_to_minimum
 from .fit.minimum import evaluate
 from .loggers import Logger
 from .optim import apply_reparam
-from .records import Journal, append_curve, drop_curve
+from .records import Journal, append_curve, checkpoint_path, drop_curve, load_checkpoint, save_checkpoint
 from .search import Attempt
+from .search.ladder import read_off
 from .utils import derive_seed, generator, knobs, seeded_init
 
 if TYPE_CHECKING:
@@ -86,8 +87,9 @@ class Oracle:
         self.s, self.journal, self.logger = s, journal, logger
         self.curve_path = curve_path
         self.trial = trial  # search.trials > 1: this trial's number (its attempt seeds), recorded
-        self.replayed = 0
+        self.replayed_keys: set = set()  # attempts answered from an earlier run's journal lines
         self.replayed_seconds = 0.0  # training time of the replayed attempts (earlier segments of the job)
+        self.resumed = 0  # capped attempts continued from their checkpoint (train.caps)
         self.reparam_info: dict = {}
 
     def seed(self, n: int, attempt: int) -> int:
@@ -166,14 +168,54 @@ class Oracle:
 
         return cb, close
 
-    def _replay(self, n: int, attempt: int) -> Optional[Attempt]:
+    @property
+    def replayed(self) -> int:
+        return len(self.replayed_keys)
+
+    def _replay(self, n: int, attempt: int, cap: Optional[int] = None) -> Optional[Attempt]:
+        """The attempt within `cap` from its journal line(s), or None when it must be trained (never
+        trained, or stopped by a smaller cap: then `measure` resumes it from its checkpoint)."""
         old = self.journal.get(n, attempt, self.trial or 0)
-        if old is None:
+        rec = None if old is None else read_off(old, cap)
+        if rec is None:
             return None
-        self.replayed += 1
-        self.replayed_seconds += float(old.get("seconds") or 0.0)
-        old = {**old, "replayed": True}  # marked in the progress log (not written back to the journal)
-        return Attempt(n, attempt, old["status"] == "fitted", float(old.get("cost") or 0.0), old["status"], old)
+        if self.journal.earlier(n, attempt, self.trial or 0) and (n, attempt) not in self.replayed_keys:
+            self.replayed_keys.add((n, attempt))
+            self.replayed_seconds += float(old.get("seconds") or 0.0)
+        # marked in the progress log (not written back to the journal)
+        earlier = self.journal.earlier(n, attempt, self.trial or 0)
+        rec = {**rec, "replayed": True} if earlier else {**rec, "reread": True}
+        return Attempt(n, attempt, rec["status"] == "fitted", float(rec.get("cost") or 0.0), rec["status"], rec)
+
+    def at(self, n: int, attempt: int, cap: Optional[int]) -> Attempt:
+        """Attempt (n, attempt) within the ladder's rung `cap` (steps; None: no ladder): read off its
+        journal line(s), resumed from its checkpoint, or trained."""
+        old = self._replay(n, attempt, cap)
+        if old is not None:
+            return old
+        return self.commit(self.measure(n, attempt, cap=cap))
+
+    def batch_at(self, n: int, attempts: list[int], cap: Optional[int]) -> list[Attempt]:
+        return train_together([(self, n, a, cap) for a in attempts], batched=True)
+
+    def _resume_state(self, n: int, attempt: int, cap: Optional[int], old: Optional[dict] = None) -> Optional[dict]:
+        """The checkpoint of an attempt the journal (or `old`, its record handed to a worker process)
+        has stopped by a smaller cap than `cap`, if it holds."""
+        old = old or self.journal.get(n, attempt, self.trial or 0)
+        if cap is None or old is None or old.get("stop_reason") != "cap":
+            return None
+        return load_checkpoint(checkpoint_path(self.journal.path.parent, n, attempt, self.trial),
+                               {"config_hash": self.journal.chash, "steps": old.get("steps")})
+
+    def _checkpointer(self, n: int, attempt: int):
+        """on_cap for train_to_minimum: the capped attempt's state into checkpoints/ (train.caps)."""
+        path = checkpoint_path(self.journal.path.parent, n, attempt, self.trial)
+
+        def save(state: dict) -> None:
+            save_checkpoint(path, state, {"config_hash": self.journal.chash, "code_hash": self.journal.code_hash,
+                                          "steps": int(state["loop"]["steps"])})
+
+        return save
 
     def _prepare(self, n: int, attempt: int):
         """The attempt's own seed, subset and freshly initialised model."""
@@ -207,19 +249,23 @@ class Oracle:
         """Record a measured attempt: its fits.jsonl line and the logger's attempt record."""
         self.journal.append(rec)
         self.logger.log_attempt(rec)
+        if rec.get("resumed_from_step") is not None:
+            self.resumed += 1
         return Attempt(rec["n"], rec["attempt"], bool(rec["fitted"]), rec["cost"], rec["status"], rec)
 
     def __call__(self, n: int, attempt: int) -> Attempt:
-        old = self._replay(n, attempt)
-        if old is not None:
-            return old
-        return self.commit(self.measure(n, attempt))
+        return self.at(n, attempt, None)
 
-    def measure(self, n: int, attempt: int, forward: bool = True) -> dict:
+    def measure(self, n: int, attempt: int, forward: bool = True, cap: Optional[int] = None,
+                old: Optional[dict] = None) -> dict:
         """Train (or solve) the attempt and evaluate it: its journal record; nothing is recorded
-        (forward=False in a worker process: progress as heartbeat lines only, see TrialWorkers)."""
+        (forward=False in a worker process: progress as heartbeat lines only, see TrialWorkers).
+        `cap`: the ladder's rung to train it to; an attempt the journal has stopped by a smaller cap
+        continues from its checkpoint (or, without one, is trained afresh)."""
         s = self.s
         seed, x, y, model = self._prepare(n, attempt)
+        resume = self._resume_state(n, attempt, cap, old)
+        ladder = cap is not None and s.recipe.budget.policy == "converge"
         best: dict = {}
         extra = None
         if hasattr(model, "fit_closed_form"):  # e.g. Zhang et al.'s construction, min-norm kernel
@@ -228,7 +274,8 @@ class Oracle:
             res, extra = self._train_past_fit(n, attempt, seed, x, y, model)
         else:
             if self.curve_path:
-                drop_curve(self.curve_path, n, attempt, self.trial)
+                drop_curve(self.curve_path, n, attempt, self.trial,
+                           after_step=None if resume is None else int(resume["loop"]["steps"]))
             curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
             progress, close = self._progress_callback(n, attempt, forward)
 
@@ -238,7 +285,11 @@ class Oracle:
 
             cb = both if progress and curve else (progress or curve)
             try:
-                res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb)
+                res = train_to_minimum(model, x, y, s.recipe, g=generator(seed + 1, s.device), seed=seed, on_epoch=cb,
+                                       cap=cap, resume=resume,
+                                       on_cap=self._checkpointer(n, attempt) if ladder else None)
+                if resume is not None and res.stop_reason != "cap":  # decided: its checkpoint is spent
+                    checkpoint_path(self.journal.path.parent, n, attempt, self.trial).unlink(missing_ok=True)
             finally:
                 close()
         return self._rec(n, attempt, seed, model, res, best, extra)
@@ -260,7 +311,7 @@ class Oracle:
 
     def batch(self, n: int, attempts: list[int]) -> list[Attempt]:
         """Several attempts at one size trained together as one stacked model (see train_together)."""
-        return train_together([(self, n, a) for a in attempts], batched=True)
+        return self.batch_at(n, attempts, None)
 
 
 _WORKER_ORACLES: list = []  # the oracles a forked worker process trains with (set before the fork)
@@ -270,10 +321,10 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _worker_measure(key: tuple) -> tuple:
-    trial, n, attempt = key
+def _worker_measure(key: tuple, old: Optional[dict]) -> tuple:
+    trial, n, attempt, cap = key
     o = _WORKER_ORACLES[trial]
-    return o.measure(n, attempt, forward=False), o.reparam_info
+    return o.measure(n, attempt, forward=False, cap=cap, old=old), o.reparam_info
 
 
 class TrialWorkers:
@@ -294,10 +345,13 @@ class TrialWorkers:
 
     def start(self, key: tuple) -> Optional[Attempt]:
         """A journalled attempt at once; otherwise None, and the attempt goes to a worker."""
-        trial, n, attempt = key
-        old = self.oracles[trial]._replay(n, attempt)
+        trial, n, attempt, cap = key
+        old = self.oracles[trial]._replay(n, attempt, cap)
         if old is None:
-            self.pool.apply_async(_worker_measure, (key,), callback=lambda r: self.done.put((key, r, None)),
+            # the journal's record of it (a capped attempt to resume): the worker's copy of the journal
+            # is the one at the fork
+            rec = self.oracles[trial].journal.get(n, attempt, trial)
+            self.pool.apply_async(_worker_measure, (key, rec), callback=lambda r: self.done.put((key, r, None)),
                                   error_callback=lambda e: self.done.put((key, None, e)))
         return old
 
@@ -339,16 +393,16 @@ def trial_workers(spec, trials: int, device: torch.device, curve: bool, batch: b
     return min(int(spec), trials)
 
 
-def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[Attempt]:
-    """(oracle, n, attempt) items, any mix of trials and sizes: each size's attempts trained as one
+def train_together(items: list[tuple[Oracle, int, int, Optional[int]]], batched: bool) -> list[Attempt]:
+    """(oracle, n, attempt, cap) items, any mix of trials and sizes: each size's attempts trained as one
     stacked model (fit/stacked.py) when `batched`, else one at a time; replayed attempts are not
     retrained. Falls back to one at a time where the procedure or model cannot be batched."""
     from .fit.stacked import batchable, train_batched
 
     out: dict[int, Attempt] = {}
     by_n: dict[int, list[int]] = {}
-    for i, (o, n, a) in enumerate(items):
-        old = o._replay(n, a)
+    for i, (o, n, a, cap) in enumerate(items):
+        old = o._replay(n, a, cap)
         if old is not None:
             out[i] = old
         else:
@@ -366,12 +420,12 @@ def train_together(items: list[tuple[Oracle, int, int]], batched: bool) -> list[
                 results = train_batched(models, [p[1] for p in prepared], [p[2] for p in prepared], s.recipe,
                                         [generator(sd + 1, s.device) for sd in seeds], seeds)
                 for i, (seed, _, _, model), res in zip(idxs, prepared, results):
-                    o, _, a = items[i]
+                    o, _, a, _ = items[i]
                     out[i] = o._record(n, a, seed, model, res, {"stacked": len(idxs)})
                 continue
         for i in idxs:
-            o, _, a = items[i]
-            out[i] = o(n, a)
+            o, _, a, cap = items[i]
+            out[i] = o.at(n, a, cap)
     return [out[i] for i in range(len(items))]
 
 

@@ -7,7 +7,6 @@ writes the result (summary.py's dict) through records.py.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from typing import Any, Optional
 import torch
 
 from . import data as data_mod
-from .errors import reject_unknown, require
-from .fit.loop import Budget, Checks, Recipe
+from .errors import ConfigError, require
+from .fit.spec import Recipe, budget_from_config as build_budget, checks_from_config as build_checks
 from .loggers import make_logger
 from .models import plan_model
 from .optim import budget_factor, build_procedure
@@ -26,39 +25,14 @@ from .oracle import Oracle, TrialWorkers, calibrate_grad_tol, past_fit, train_to
 from .records import _HASH_DEFAULTS, CURVE_FILE, FITS_FILE, Journal, result_hash, write_result
 from .schema import validate_config
 from .search import SEARCHES, Attempt, run_trials
-from .summary import _trials_summary, print_summary, summarise
+from .provenance import code_hash, provenance
+from .search.ladder import ladder_search
+from .summary import _trials_summary, ladder_summary, print_summary, summarise
 from .utils import knobs, plain, resolve_device
 
 log = logging.getLogger("flexnet")
 
 _DATA_CACHE: dict[str, Any] = {}
-
-
-def build_checks(cfg: dict) -> tuple[Checks, Any]:
-    """convergence.* -> Checks. grad_tol: a number (absolute), 'descent' (the default), 'init', or
-    'auto' (an absolute tolerance calibrated once per job, see calibrate_grad_tol)."""
-    c = dict(cfg)
-    grad_tol = c.pop("grad_tol", "descent")
-    calib = {k: c.pop(k) for k in ("calibration_n", "calibration_factor") if k in c}
-    fields = {f.name for f in dataclasses.fields(Checks)} - {"grad_rule"}
-    reject_unknown(sorted(c), fields, "convergence.",
-                   allowed=sorted(fields | {"grad_tol", "calibration_n", "calibration_factor"}))
-    if isinstance(grad_tol, str) and grad_tol != "auto":
-        checks = Checks(**c, grad_rule=grad_tol)
-    else:
-        require(grad_tol == "auto" or (isinstance(grad_tol, (int, float)) and not isinstance(grad_tol, bool)),
-                "convergence.grad_tol", grad_tol, "must be a positive number, 'descent', 'init' or 'auto'")
-        checks = Checks(**c, grad_rule="absolute", grad_tol=1.0 if grad_tol == "auto" else grad_tol)
-    checks.validate()
-    return checks, (grad_tol, calib)
-
-
-def build_budget(cfg: dict) -> Budget:
-    fields = {f.name for f in dataclasses.fields(Budget)}
-    reject_unknown(sorted(cfg), fields, "train.", allowed=sorted(fields))
-    b = Budget(**cfg)
-    b.validate()
-    return b
 
 
 def load_data(cfg: dict, device: torch.device):
@@ -125,6 +99,8 @@ def model_line(plan, arch_cfg: dict) -> str:
 
 def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
     r = a.record
+    if r.get("reread"):  # trained earlier in this job (a lower rung of the ladder): logged then
+        return
     trial = f"trial {r['trial']}: " if "trial" in r else ""
     log.info("%sn=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]%s", trial,
              a.n, a.attempt, a.status, r.get("train_acc") or 0.0, r.get("epochs") or 0, r.get("seconds") or 0.0,
@@ -153,8 +129,29 @@ def set_threads(spec, params: int) -> int:
     return n
 
 
-def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
-    """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict."""
+def _check_code(journal: Journal, accept: bool) -> None:
+    """A journal written by other code (another code hash, provenance.py) is not resumed silently."""
+    if not journal.other_code:
+        return
+    other = ", ".join(f"{h} ({k} attempt(s))" for h, k in sorted(journal.other_code.items()))
+    if not accept:
+        raise ConfigError(f"{journal.path}: written by other flexnet code (code hash {other}; this code: "
+                          f"{journal.code_hash}): its attempts may not be what this code trains; rerun with "
+                          f"+accept_code_change=true to replay them anyway, or +fresh=true to start afresh")
+    log.warning("+accept_code_change=true: replaying %s written by other code (code hash %s)", journal.path, other)
+
+
+def ladder_caps(cfg: dict, budget) -> list:
+    """The rungs searched: train.caps (converge policy), its one cap otherwise; [None] without
+    train.caps (one cap from train.epochs / train.min_steps, per size) and when training past the fit."""
+    if not budget.caps or past_fit(cfg):  # past the fit: a fixed length (train.epochs / min_steps), no cap
+        return [None]
+    return [int(c) for c in budget.caps]
+
+
+def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None, accept_code_change: bool = False) -> dict:
+    """Run one EMC measurement; writes fits.jsonl and emc.json into outdir; returns the result dict.
+    `accept_code_change`: replay a journal written by other code (see _check_code)."""
     t0, started_at = time.perf_counter(), time.time()
     outdir = Path(outdir)
     s = setup(cfg)
@@ -174,7 +171,9 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         start = max(2, min(s.data.pool_size, int(round(ratio * s.plan.actual))))
         log.info("search.start_ratio=%g: starting at n=%d", ratio, start)
     _check_sizes(cfg["search"], start, s.data.pool_size)  # before any training (calibration included)
-    journal = Journal(outdir / FITS_FILE, result_hash(cfg), fit_threshold=float(cfg["search"].get("fit_threshold", 1.0)))
+    journal = Journal(outdir / FITS_FILE, result_hash(cfg), fit_threshold=float(cfg["search"].get("fit_threshold", 1.0)),
+                      code_hash=code_hash())
+    _check_code(journal, accept_code_change)
     if journal.replayed:
         log.info("resuming: %d finished attempts found in %s", len(journal.replayed), journal.path)
     logger = make_logger(knobs(cfg.get("logger") or {"name": "none"}, drop=()), cfg, outdir, job_info)
@@ -196,28 +195,34 @@ def run_job(cfg: dict, outdir: Path, job_info: Optional[dict] = None) -> dict:
         workers = trial_workers(scfg.pop("trial_workers", "auto"), trials, s.device, curve_path is not None,
                                 bool(batch))
         common = dict(start=int(start), pool=s.data.pool_size, progress=_progress, batch_attempts=bool(batch), **scfg)
+        caps = ladder_caps(cfg, s.recipe.budget)
         if trials == 1:
             oracles = [Oracle(s, journal, logger, curve_path)]
-            runs = [strategy(oracles[0], **common)]
+            ladders = [ladder_search(strategy, oracles[0], caps, **common)]
         else:
             oracles = [Oracle(s, journal, logger, curve_path, trial=k) for k in range(trials)]
 
             def train_round(keys: list) -> dict:
-                return dict(zip(keys, train_together([(oracles[k], n, a) for k, n, a in keys], bool(batch))))
+                return dict(zip(keys, train_together([(oracles[k], n, a, c) for k, n, a, c in keys], bool(batch))))
 
             pool = TrialWorkers(oracles, workers) if workers > 1 else None
             if pool is not None:
                 log.info("search.trials=%d: %d worker processes", trials, workers)
             try:
-                runs = run_trials(lambda k, oracle: strategy(oracle, **common), trials, train_round, pool)
+                ladders = run_trials(lambda k, oracle: ladder_search(strategy, oracle, caps, **common), trials,
+                                     train_round, pool)
             finally:
                 if pool is not None:
                     pool.close()
+        runs = [lad[-1].result for lad in ladders]  # each trial's top rung
         res = runs[0]
         replayed = sum(o.replayed for o in oracles)
         result = summarise(s, res, tol, time.perf_counter() - t0, cfg, replayed, job_info)
+        result.update(ladder_summary(s, ladders[0], cfg, journal))
+        result["resumed_attempts"] = sum(o.resumed for o in oracles)
+        result["provenance"] = provenance(torch.get_num_threads(), s.device, s.recipe.budget.policy)
         if trials > 1:
-            result.update(_trials_summary(s, runs))
+            result.update(_trials_summary(s, ladders))
         result["params"].update(oracles[0].reparam_info.get("params", {}))
         earlier = sum(o.replayed_seconds for o in oracles)
         if earlier:  # a resumed job: its time covers the earlier segments' (journalled) training too

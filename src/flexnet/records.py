@@ -56,8 +56,17 @@ def result_hash(cfg: dict) -> str:
     """The journal's config hash: of the keys that can change a result. search.trials only says how
     many trials run (trial k's attempts do not depend on it: a rerun with more trials replays them);
     search.trial_workers only where they are trained; search.growth only which sizes are tried (an
-    attempt at (n, attempt) is the same under either rule, so journals replay across it)."""
+    attempt at (n, attempt) is the same under either rule, so journals replay across it); train.caps
+    only how far each attempt is trained (under the converge policy an attempt's trajectory does not
+    depend on its cap: a record decides every cap it reached, and a longer ladder resumes the capped
+    ones; the fixed policy's one cap is its schedule's length and stays in the hash as train.caps_fixed)."""
     result_cfg = {k: v for k, v in cfg.items() if k not in RESULT_NEUTRAL_KEYS}
+    train = result_cfg.get("train")
+    if isinstance(train, dict) and "caps" in train:
+        train = {k: v for k, v in train.items() if k != "caps"}
+        if cfg["train"].get("policy", "converge") != "converge" and cfg["train"]["caps"] is not None:
+            train["caps_fixed"] = cfg["train"]["caps"]
+        result_cfg["train"] = train
     result_cfg["search"] = {k: v for k, v in cfg["search"].items()
                             if k not in ("trials", "trial_workers", "growth") and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
     return config_hash(result_cfg)
@@ -101,18 +110,33 @@ def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
     return None
 
 
+def _reach(rec: dict) -> tuple[int, int]:
+    """How far a record saw its attempt (search/ladder.py's reach), a final outcome before a capped one."""
+    capped = rec.get("stop_reason") == "cap"
+    steps = int(rec.get("cap_steps") or rec.get("steps") or 0) if capped else int(rec.get("steps") or 0)
+    return steps, 0 if capped else 1
+
+
 class Journal:
     """Append-only `fits.jsonl`; replays lines whose `config_hash` matches.
+
+    An attempt may have several lines: one per cap it was trained to (train.caps: a capped attempt
+    resumed to a larger cap adds a line); `get` returns the one that saw it furthest. Each line records
+    the `code_hash` of the code that trained it (provenance.py); `other_code` counts the matching lines
+    written by other code (lines from before code hashes were recorded have none and are not counted).
 
     Loading checks every line (check_record): a line cut by a kill mid-write, valid JSON of the
     wrong shape or a record whose status contradicts its accuracy is not replayed; it is moved to
     `fits.rejected.jsonl` (with the reason), the journal is rewritten without it, and one log line
     says how many lines were set aside and why."""
 
-    def __init__(self, path: Path, chash: str, fit_threshold: float = 1.0):
+    def __init__(self, path: Path, chash: str, fit_threshold: float = 1.0, code_hash: Optional[str] = None):
         self.path, self.chash = Path(path), chash
         self.fit_threshold = float(fit_threshold)
-        self.replayed: dict[tuple[int, int, int], dict] = {}  # (trial, n, attempt)
+        self.code_hash = code_hash
+        self.replayed: dict[tuple[int, int, int], dict] = {}  # (trial, n, attempt): from earlier runs
+        self.written: dict[tuple[int, int, int], dict] = {}   # ... and from this run
+        self.other_code: dict[str, int] = {}  # code hash -> matching lines written by other code
         self.rejected: list[tuple[int, str]] = []  # (line number, reason)
         if self.path.exists():
             self._load()
@@ -140,12 +164,17 @@ class Journal:
             good.append(text)
             if rec.get("config_hash") == self.chash:
                 key = (int(rec.get("trial") or 0), rec["n"], rec["attempt"])
-                if key in self.replayed:
+                old = self.replayed.get(key)
+                if old is not None and _reach(old) == _reach(rec):
                     self.rejected.append((i, f"repeats n={rec['n']} attempt {rec['attempt']} (the first is kept)"))
                     bad.append({"line": i, "reason": self.rejected[-1][1], "text": text})
                     good.pop()
                     continue
-                self.replayed[key] = rec
+                ch = rec.get("code_hash")
+                if ch and self.code_hash and ch != self.code_hash:
+                    self.other_code[ch] = self.other_code.get(ch, 0) + 1
+                if old is None or _reach(rec) > _reach(old):
+                    self.replayed[key] = rec
         if bad:
             with open(self.path.with_name(REJECTED_FILE), "a") as f:
                 for b in bad:
@@ -163,10 +192,21 @@ class Journal:
             os.replace(tmp, self.path)
 
     def get(self, n: int, attempt: int, trial: int = 0) -> Optional[dict]:
-        return self.replayed.get((int(trial), int(n), int(attempt)))
+        """The record that saw attempt (n, attempt) of `trial` furthest, from this run or an earlier one."""
+        key = (int(trial), int(n), int(attempt))
+        recs = [r for r in (self.written.get(key), self.replayed.get(key)) if r is not None]
+        return max(recs, key=_reach) if recs else None
+
+    def earlier(self, n: int, attempt: int, trial: int = 0) -> bool:
+        """Was attempt (n, attempt) journalled by an earlier run (not trained by this one)?"""
+        key = (int(trial), int(n), int(attempt))
+        return key in self.replayed and key not in self.written
 
     def append(self, rec: dict) -> None:
         rec = dict(json_safe(rec), config_hash=self.chash)
+        if self.code_hash is not None:
+            rec.setdefault("code_hash", self.code_hash)
+        self.written[(int(rec.get("trial") or 0), int(rec["n"]), int(rec["attempt"]))] = rec
         data = (json.dumps(rec, sort_keys=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -175,6 +215,47 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+CHECKPOINT_DIR = "checkpoints"  # capped attempts' training state (train.caps), one .pt file per attempt
+
+
+def checkpoint_path(outdir: Path, n: int, attempt: int, trial: Optional[int] = None) -> Path:
+    return Path(outdir) / CHECKPOINT_DIR / f"t{int(trial or 0)}-n{int(n)}-a{int(attempt)}.pt"
+
+
+def save_checkpoint(path: Path, state: dict, meta: dict) -> None:
+    """A capped attempt's training state (fit/resume.py) with `meta` (config and code hash, the step it
+    was taken at), written to a temp file and renamed. Tensors and plain values only."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"meta": dict(meta), "state": state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, meta: dict) -> Optional[dict]:
+    """The state in a checkpoint whose meta matches `meta` in every key given, else None (missing,
+    unreadable, of another config or code, or of another step: the attempt is then trained afresh).
+    Loaded with weights_only=True: a planted pickle is not executed."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  any unreadable file: train afresh, say why
+        log.warning("checkpoint %s not resumed (%s: %s); the attempt is trained afresh", path, type(e).__name__, e)
+        return None
+    got = obj.get("meta") if isinstance(obj, dict) else None
+    if not isinstance(got, dict) or any(got.get(k) != v for k, v in meta.items()):
+        log.warning("checkpoint %s not resumed (it is of another config, code or step: %s); the attempt is "
+                    "trained afresh", path, {k: got.get(k) for k in meta} if isinstance(got, dict) else got)
+        return None
+    return obj.get("state")
 
 
 def journalled(outdir: Path) -> int:
@@ -205,9 +286,10 @@ def append_curve(path: Path, rec: dict) -> None:
         f.write(json.dumps(rec) + "\n")
 
 
-def drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None) -> None:
+def drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None, after_step: Optional[int] = None) -> None:
     """Remove curve.jsonl lines of (n, attempt), left by a run killed during that attempt (the
-    journal has no record of it, so it is run again and would otherwise be recorded twice)."""
+    journal has no record of it, so it is run again and would otherwise be recorded twice); with
+    `after_step` (an attempt resumed from its checkpoint at that step) only the lines past it."""
     if not path.exists():
         return
     lines = path.read_text().splitlines(keepends=True)
@@ -217,7 +299,8 @@ def drop_curve(path: Path, n: int, attempt: int, trial: Optional[int] = None) ->
             r = json.loads(line)
         except ValueError:  # a line cut short by the kill
             continue
-        if not (r.get("n") == n and r.get("attempt") == attempt and r.get("trial") == trial):
+        ours = r.get("n") == n and r.get("attempt") == attempt and r.get("trial") == trial
+        if not ours or (after_step is not None and int(r.get("step") or 0) <= after_step):
             keep.append(line)
     if len(keep) != len(lines):
         tmp = path.with_suffix(".jsonl.tmp")

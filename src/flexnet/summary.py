@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from .capacity import bits_per_param, n50
 from .oracle import past_fit
 from .search import Attempt, SearchResult
 
@@ -27,14 +28,18 @@ def _at_emc(res: SearchResult) -> Optional[Attempt]:
     return next((a for a in res.attempts if a.n == res.emc and a.fitted), None)
 
 
-def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
-    """search.trials > 1: each trial's outcome, and the EMC's mean and standard error over trials."""
+def _trials_summary(s: Setup, ladders: list) -> dict:
+    """search.trials > 1: each trial's outcome (its top rung; attempts and cost over its whole ladder),
+    and the EMC's mean and standard error over trials."""
     rows = []
+    runs = [lad[-1].result for lad in ladders]
     for k, r in enumerate(runs):
+        fits, cost = ladder_totals(ladders[k])
         a = _at_emc(r)
         rows.append({"trial": k, "emc": r.emc, "converged": certificate(r)["converged"],
                      "bracket": {"fitted": r.fitted, "failed": r.failed},
-                     "lower_bound": r.lower_bound, "fits": r.fits, "cost_sample_epochs": r.cost,
+                     "lower_bound": r.lower_bound, "fits": fits, "cost_sample_epochs": cost,
+                     "emc_by_cap": [{"cap_steps": g.cap, "emc": g.result.emc} for g in ladders[k]],
                      "unverified": r.unverified,
                      "test_accuracy": a.record.get("test_acc") if a else None,
                      "train_accuracy": a.record.get("train_acc") if a else None,
@@ -45,7 +50,8 @@ def _trials_summary(s: Setup, runs: list[SearchResult]) -> dict:
     conv = [row["converged"] for row in rows]
     return {"trials": rows, "emc_mean": mean, "emc_se": sd / math.sqrt(len(emcs)),
             "trials_converged": sum(1 for c in conv if c),
-            "total_fits": sum(r.fits for r in runs), "total_cost_sample_epochs": sum(r.cost for r in runs)}
+            "total_fits": sum(row["fits"] for row in rows),
+            "total_cost_sample_epochs": sum(row["cost_sample_epochs"] for row in rows)}
 
 
 VERDICT_STOPS = ("verified_minimum", "diverged", "degenerate", "closed_form")  # not at a cap or lr floor
@@ -85,7 +91,8 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
         "emc": res.emc,
         "converged": cert.pop("converged"),
         "convergence": {**cert, "policy": "past_fit" if past else b.policy,
-                        "cap": {"epochs": b.epochs, "min_steps": b.min_steps},
+                        "cap": {"caps": list(b.caps) if b.caps else None, "epochs": b.epochs,
+                                "min_steps": b.min_steps},
                         **({"schedule": s.recipe.procedure.schedule} if past else
                            {"lr_decay": b.lr_decay, "min_lr_factor": b.min_lr_factor} if b.policy == "converge"
                            else {"schedule": s.recipe.procedure.schedule, "max_extensions": b.max_extensions}),
@@ -123,6 +130,72 @@ def summarise(s: Setup, res: SearchResult, tol: dict, seconds: float, cfg: dict,
     }
 
 
+def cap_label(cap: Optional[int]) -> str:
+    """5000 -> '5k steps', 2500 -> '2.5k steps', None -> 'the cap' (no ladder: train.epochs / min_steps)."""
+    if cap is None:
+        return "the cap"
+    return (f"{cap / 1000:g}k" if cap >= 1000 and cap % 100 == 0 else str(cap)) + " steps"
+
+
+def _growth_tolerance(cfg: dict, emc: int) -> float:
+    """How much EMC may grow over the last rung and still be budget-stable: the search's resolution
+    (bisect: resolution x EMC, at least 1; linear: its step; fixed: none)."""
+    sc = cfg.get("search") or {}
+    if sc.get("name") == "linear":
+        return float(sc.get("step", 128))
+    if sc.get("name") == "fixed":
+        return 0.0
+    return max(1.0, float(sc.get("resolution", 0.05)) * emc)
+
+
+def _rung_attempts(res: SearchResult) -> list[Attempt]:
+    """A rung's attempts, each (n, attempt) once."""
+    seen: dict = {}
+    for a in res.attempts:
+        seen.setdefault((a.n, a.attempt), a)
+    return list(seen.values())
+
+
+def ladder_totals(rungs: list) -> tuple[int, float]:
+    """(attempts, sample-epochs) over a whole ladder: each attempt once, at the furthest it was trained."""
+    reached: dict = {}
+    for rung in rungs:
+        for a in rung.result.attempts:
+            reached[(a.n, a.attempt)] = max(reached.get((a.n, a.attempt), 0.0), float(a.cost or 0.0))
+    return len(reached), float(sum(reached.values()))
+
+
+def ladder_summary(s: Setup, rungs: list, cfg: dict, journal=None) -> dict:
+    """emc.json's budget axis: EMC at every rung of the ladder (`emc_by_cap`), `budget_stable`, and the
+    top rung's `bits_per_param` and `n50`; `fits` and `cost_sample_epochs` over the whole ladder (each
+    attempt once, at the furthest it was trained)."""
+    random_labels = (cfg.get("labeling") or {}).get("name") == "random_labels"
+    k, params = s.data.num_classes, s.plan.actual
+    by_cap = []
+    for rung in rungs:
+        res = rung.result
+        atts = _rung_attempts(res)
+        bpp = bits_per_param([(a.n, a.record.get("train_acc")) for a in atts], k, params) if random_labels else None
+        by_cap.append({"cap_steps": rung.cap, "emc": res.emc, "bracket": {"fitted": res.fitted, "failed": res.failed},
+                       "fits": len(atts), "lower_bound": res.lower_bound, "bits_per_param": bpp,
+                       "n50": n50([(a.n, a.fitted) for a in atts])})
+    stable = None
+    if len(by_cap) >= 2 and not by_cap[-1]["lower_bound"]:
+        prev, top = by_cap[-2]["emc"], by_cap[-1]["emc"]
+        stable = bool(top - prev <= _growth_tolerance(cfg, prev))
+    top = by_cap[-1]
+    fits, cost = ladder_totals(rungs)
+    furthest: dict = {}
+    for rung in rungs:
+        for a in rung.result.attempts:
+            furthest[(a.n, a.attempt)] = a
+    div = sum(1 for a in furthest.values() if a.status == "diverged")
+    deg = sum(1 for a in furthest.values() if a.status == "degenerate")
+    return {"emc_cap_steps": top["cap_steps"], "emc_by_cap": by_cap, "budget_stable": stable,
+            "bits_per_param": top["bits_per_param"], "n50": top["n50"], "fits": fits, "cost_sample_epochs": cost,
+            "diverged": div, "degenerate": deg, "mostly_broken": (div + deg) * 2 >= max(1, fits)}
+
+
 def _convergence_line(r: dict) -> str:
     c = r.get("convergence") or {}
     if c.get("policy") == "past_fit":
@@ -135,17 +208,39 @@ def _convergence_line(r: dict) -> str:
         return f"converged: n/a (no failed size); policy {c.get('policy')}"
     if r["converged"]:
         return f"converged: yes (attempts at the failed size {c['failed_size']}: {stops}); policy {c.get('policy')}"
+    cap = (f"caps {', '.join(str(x) for x in c['cap']['caps'])} steps" if c["cap"].get("caps")
+           else f"cap {c['cap']['epochs']} epochs / {c['cap']['min_steps']} steps")
     return (f"converged: NO, budget-bound (attempts at the failed size {c['failed_size']}: {stops}); "
-            f"policy {c.get('policy')}, cap {c['cap']['epochs']} epochs / {c['cap']['min_steps']} steps")
+            f"policy {c.get('policy')}, {cap}")
+
+
+def _ladder_line(r: dict) -> Optional[str]:
+    """'by cap: 5k 2400, 10k 2700, 20k 2831; budget-stable: no (+4.8% over the last rung)'."""
+    by = r.get("emc_by_cap") or []
+    if len(by) < 2:
+        return None
+    rungs = ", ".join(f"{cap_label(b['cap_steps']).replace(' steps', '')} {b['emc']}{'+' if b['lower_bound'] else ''}"
+                      for b in by)
+    prev, top = by[-2]["emc"], by[-1]["emc"]
+    grew = f"{100.0 * (top - prev) / prev:+.1f}% over the last rung" if prev else f"{prev} -> {top}"
+    stable = {True: "yes", False: "NO", None: "n/a"}[r.get("budget_stable")]
+    return f"EMC by cap (steps): {rungs}; budget-stable: {stable} ({grew})"
 
 
 def print_summary(r: dict, outdir: Path) -> None:
+    cap = cap_label(r.get("emc_cap_steps"))
     if r["lower_bound"]:
-        what = f"EMC >= {r['emc']} (the whole pool of {r['pool_size']} fitted: a lower bound, not a measurement)"
+        what = (f"EMC({cap}) >= {r['emc']} (the whole pool of {r['pool_size']} fitted: a lower bound, "
+                "not a measurement)")
     else:
-        what = f"EMC = {r['emc']}  (bracket: fitted {r['bracket']['fitted']}, failed {r['bracket']['failed']})"
+        what = f"EMC({cap}) = {r['emc']}  (bracket: fitted {r['bracket']['fitted']}, failed {r['bracket']['failed']})"
+    ladder = _ladder_line(r)
+    extra = [f"  {ladder}"] if ladder else []
+    if r.get("bits_per_param") is not None:
+        extra.append(f"  random-label information stored: {r['bits_per_param']:.2f} bits per parameter")
     lines = [
         f"{what}",
+        *extra,
         f"  {r['arch']} {r['shape']}  params {r['params']['actual']} (target {r['params']['target']})",
         f"  {r['fits']} fit attempts, {r['cost_sample_epochs']:.3g} sample-epochs, {r['seconds']:.1f}s on {r['device']}"
         + (f", {r['unverified']} unverified" if r["unverified"] else ""),

@@ -19,7 +19,7 @@ from . import minimum
 from .minimum import HessianReport
 
 if TYPE_CHECKING:
-    from .loop import Recipe
+    from .spec import Recipe
 
 
 def finite_or_none(v: Optional[float]) -> Optional[float]:
@@ -138,6 +138,16 @@ class Checker:
             self.gradient()
             if c.hessian:
                 self.hessian()
+
+    _STATE = ("seconds", "last", "runs", "tol", "init_loss", "init_grad", "init_norm")
+
+    def state(self) -> dict:
+        """The reference point and running counts (fit/resume.py: a capped attempt's checkpoint)."""
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in ((k, getattr(self, k)) for k in self._STATE)}
+
+    def set_state(self, state: dict) -> None:
+        for k in self._STATE:
+            setattr(self, k, dict(state[k]) if k == "last" else state[k])
 
     def fields(self) -> dict:
         """The FitResult fields the checks fill in (the last values measured, their cost, the tolerance)."""

@@ -26,7 +26,6 @@ epoch. Two learning-rate policies (`train.policy`):
 Every result records why it stopped.
 """
 from __future__ import annotations
-from __future__ import annotations
 
 import math
 import time
@@ -37,131 +36,13 @@ import torch
 from torch import nn
 
 from ..errors import require
-from ..optim import Procedure
 from . import minimum
 from .checks import Checker, finite_or_none
 from .policies import run_converge, run_fixed
+from .resume import FORMAT, Ladder, capture, restore
+from .spec import GRAD_RULES, POLICIES, Budget, Checks, FitResult, Recipe  # noqa: F401  (re-exported)
 
 
-
-
-POLICIES = ("converge", "fixed")
-GRAD_RULES = ("absolute", "descent", "init")
-
-
-@dataclass
-class Budget:
-    policy: str = "converge"   # converge: constant lr, decay on plateau, until a verdict | fixed: schedule
-    epochs: int = 2000         # converge: the safety cap in epochs | fixed: the schedule's length ...
-    min_steps: int = 20000     # ... never fewer optimizer steps than this
-    lr_decay: float = 0.5      # converge: lr multiplier at a plateau that is not a verified minimum
-    min_lr_factor: float = 1e-2  # converge: below this fraction of the lr, an unverified plateau ends it
-    max_extensions: int = 2    # fixed: extra training rounds for a failure not at a verified minimum
-    extension_fraction: float = 0.5  # fixed: length of one extension, as a fraction of the budget
-    extension_lr_factor: float = 0.1  # fixed: its peak lr, as a fraction of the procedure's lr
-    eval_every: int = 50       # full-subset evaluation at least every k epochs ...
-    eval_margin: float = 0.01  # ... and whenever the running accuracy is within this of the threshold
-
-    def validate(self) -> None:
-        require(self.policy in POLICIES, "train.policy", self.policy, f"allowed: {', '.join(POLICIES)}")
-        require(int(self.epochs) >= 1, "train.epochs", self.epochs, "must be a positive integer")
-        require(int(self.min_steps) >= 0, "train.min_steps", self.min_steps, "must be an integer >= 0")
-        require(0 < float(self.lr_decay) < 1, "train.lr_decay", self.lr_decay, "must lie in (0, 1)")
-        require(0 < float(self.min_lr_factor) <= 1, "train.min_lr_factor", self.min_lr_factor,
-                "must lie in (0, 1]")
-        require(int(self.max_extensions) >= 0, "train.max_extensions", self.max_extensions, "must be >= 0")
-        require(0 < float(self.extension_fraction), "train.extension_fraction", self.extension_fraction,
-                "must be > 0")
-        require(int(self.eval_every) >= 1, "train.eval_every", self.eval_every, "must be a positive integer")
-
-
-@dataclass
-class Checks:
-    grad_rule: str = "absolute"  # full-batch gradient norm below: absolute: grad_tol | init: grad_rel x
-    #                              the norm at initialisation | descent: sqrt(rel_tol x loss / (lr x
-    #                              patience_steps)), the norm at which gradient descent at the procedure's
-    #                              lr would lower the loss by rel_tol over a plateau window (first order)
-    grad_tol: float = 5e-2
-    grad_rel: float = 1e-2
-    blowup: float = 100.0        # a plateau with weights this many times their initial norm is degenerate
-    polish_steps: int = 50       # full-batch GD steps (on a copy) before the gradient and Hessian checks:
-    #                              they remove SGD's oscillation across stiff directions (0: off)
-    min_eig: float = -1e-2       # ... no Hessian eigenvalue below this ...
-    patience: int = 10           # ... and the smoothed loss flat for this many epochs
-    patience_steps: int = 200    # ... and this many optimizer steps
-    rel_tol: float = 1e-3        # improvement smaller than this (relative) counts as flat
-    smoothing: float = 0.5       # EMA factor of the epoch loss
-    hessian: bool = True         # run the Hessian check (off: the verdict rests on grad + plateau)
-    check_fitted: bool = False   # also measure grad norm / Hessian on fitted attempts (recorded, never decides)
-    early_verdict: bool = True   # stop a failing attempt once it is at a verified minimum
-    check_every: int = 5         # epochs between early-verdict checks once plateaued
-    lanczos_tol: float = 1e-3     # relative accuracy of the extreme eigenvalues
-    lanczos_iters: int = 300      # cap on Hessian-vector products per check
-    trace: bool = False          # Hutchinson trace by PyHessian
-    trace_iters: int = 20
-    chunk: int = 8192            # samples per chunk in full-batch passes
-
-    def validate(self) -> None:
-        require(int(self.patience) >= 1, "convergence.patience", self.patience, "must be an integer >= 1")
-        require(self.min_eig <= 0, "convergence.min_eig", self.min_eig,
-                "must be <= 0 (the most negative Hessian eigenvalue tolerated, e.g. -1e-2)")
-        require(isinstance(self.grad_tol, (int, float)) and self.grad_tol > 0, "convergence.grad_tol",
-                self.grad_tol, "must be a positive number, 'init' or 'auto'")
-        require(self.grad_rule in GRAD_RULES, "convergence.grad_tol", self.grad_rule,
-                "must be a positive number, " + ", ".join(repr(r) for r in GRAD_RULES[1:]) + " or 'auto'")
-        require(isinstance(self.grad_rel, (int, float)) and self.grad_rel > 0,
-                "convergence.grad_rel", self.grad_rel, "must be a positive number")
-        require(isinstance(self.blowup, (int, float)) and self.blowup > 1, "convergence.blowup", self.blowup,
-                "must be a number > 1")
-        require(isinstance(self.polish_steps, int) and self.polish_steps >= 0, "convergence.polish_steps",
-                self.polish_steps, "must be an integer >= 0 (0: check the iterate itself)")
-        require(int(self.check_every) >= 1, "convergence.check_every", self.check_every, "must be >= 1")
-
-
-@dataclass
-class Recipe:
-    procedure: Procedure
-    budget: Budget = field(default_factory=Budget)
-    checks: Checks = field(default_factory=Checks)
-    fit_threshold: float = 1.0
-
-
-@dataclass
-class FitResult:
-    status: str                  # fitted | failed | diverged | degenerate | unverified
-    stop_reason: str             # fitted | verified_minimum | diverged | degenerate | cap | lr_floor | budget (fixed)
-    train_acc: float
-    train_loss: float
-    epochs: int
-    steps: int
-    seconds: float
-    grad_norm: Optional[float] = None
-    plateaued: Optional[bool] = None
-    min_eig: Optional[float] = None
-    max_eig: Optional[float] = None
-    trace: Optional[float] = None
-    lanczos_iters: Optional[int] = None
-    check_seconds: float = 0.0
-    extensions: int = 0
-    verified: Optional[bool] = None   # at a verified minimum (for non-fitted attempts)
-    grad_evals: int = 0
-    policy: str = "converge"
-    grad_tol: Optional[float] = None  # the tolerance applied (grad_rel x init_grad_norm, or absolute)
-    init_loss: Optional[float] = None  # full-subset loss and gradient norm at initialisation
-    init_grad_norm: Optional[float] = None
-    lr_final: Optional[float] = None  # the lr when the attempt stopped, as a fraction of the procedure's lr
-    lr_decays: int = 0
-    checks_run: int = 0               # plateaus at which the minimum checks ran
-    grad_norm_polished: Optional[float] = None  # the gradient after convergence.polish_steps GD steps
-    polish_lambda: Optional[float] = None       # the top Hessian eigenvalue that set the polish lr
-    cap_steps: Optional[int] = None   # the attempt's safety cap (converge) or schedule length (fixed), in steps
-
-    @property
-    def fitted(self) -> bool:
-        return self.status == "fitted"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _HITS_CHUNK = 1 << 22  # logits held per epoch before their hits are counted (16 MB of float32)
@@ -223,11 +104,15 @@ class Minibatches:
         return torch.Generator(device=device).manual_seed(seed) if g is None else g
 
 
-def minibatches(n: int, recipe: Recipe) -> Minibatches:
-    """The epoch layout of an attempt at n samples under `recipe` (full batch when batch_size is None)."""
+def minibatches(n: int, recipe: Recipe, cap: Optional[int] = None) -> Minibatches:
+    """The epoch layout of an attempt at n samples under `recipe` (full batch when batch_size is None).
+    Its length in steps: `cap`, else the top rung of train.caps, else train.epochs epochs and never fewer
+    than train.min_steps steps."""
     bs = n if recipe.procedure.batch_size is None else min(int(recipe.procedure.batch_size), n)
     bounds = batch_bounds(n, bs)
-    return Minibatches(bs, bounds, max(int(recipe.budget.epochs) * len(bounds), int(recipe.budget.min_steps)))
+    b = recipe.budget
+    total = cap or b.top_cap() or max(int(b.epochs) * len(bounds), int(b.min_steps))
+    return Minibatches(bs, bounds, int(total))
 
 
 def train_epoch(model: nn.Module, stepper, x: torch.Tensor, y: torch.Tensor, mb: Minibatches,
@@ -270,22 +155,32 @@ def plateau_of(checks: Checks, stretch: float = 1.0) -> minimum.Plateau:
 
 def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
                      g: Optional[torch.Generator] = None, seed: int = 0,
-                     on_epoch: Optional[Callable[[nn.Module, dict], None]] = None) -> FitResult:
+                     on_epoch: Optional[Callable[[nn.Module, dict], None]] = None, cap: Optional[int] = None,
+                     resume: Optional[dict] = None, on_cap: Optional[Callable[[dict], None]] = None) -> FitResult:
     """Train `model` on (x, y) until fitted, at a verified minimum, diverged, degenerate, or at the cap.
 
     `on_epoch(model, metrics)` (optional) is called after every epoch with the epoch's mean
     training loss and running accuracy (on the stream actually trained on, e.g. augmented),
     for learning curves; it costs one extra host synchronisation only when given.
+
+    The ladder of caps (train.caps, converge policy): `cap` is this attempt's cap in steps (default:
+    the top rung); the full subset is evaluated at every rung passed (FitResult.rungs). An attempt that
+    stops at its cap hands its whole state to `on_cap(state)`; `resume` (such a state, at a smaller
+    cap) continues it exactly as if it had been given this cap from the start (fit/resume.py).
     """
     t_start = time.perf_counter()
     n = int(x.shape[0])
     proc, budget, checks = recipe.procedure, recipe.budget, recipe.checks
-    mb = minibatches(n, recipe)
+    mb = minibatches(n, recipe, cap)
     spe, total_steps = mb.spe, mb.total_steps
     sizes = mb.sizes(x.device)
     g = mb.generator(g, seed, x.device)
     checker = Checker(model, x, y, recipe, seed)
-    checker.start()
+    require(resume is None or (budget.policy == "converge" and resume.get("format") == FORMAT), "resume",
+            None if resume is None else resume.get("format"), "a converge-policy checkpoint of this format")
+    if resume is None:
+        checker.start()
+    ladder = Ladder(tuple(int(c) for c in (budget.caps or ()) if budget.policy == "converge"), resume, on_cap)
     thr = float(recipe.fit_threshold)
     st = {"epochs": 0, "steps": 0, "acc": 0.0, "loss": float("nan")}
 
@@ -315,9 +210,20 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
                 return "diverged"
         return None
 
-    run = run_converge if budget.policy == "converge" else run_fixed
-    stop_reason, plateau, extra = run(model, proc, budget, checks, checker, total_steps, spe, st,
-                                      new_plateau, run_epoch, after_epoch)
+    if budget.policy == "converge":
+        def snapshot(stepper, plateau, factor: float, decays: int) -> dict:
+            return capture(model, stepper, g, st, plateau, factor, decays, checker, ladder,
+                           time.perf_counter() - t_start)
+
+        def put_back(stepper, plateau) -> tuple[float, int]:
+            return restore(resume, model, stepper, g, st, plateau, checker, ladder)
+
+        stop_reason, plateau, extra = run_converge(model, proc, budget, checks, checker, total_steps, spe, st,
+                                                   new_plateau, run_epoch, after_epoch, ladder, snapshot,
+                                                   put_back if resume is not None else None)
+    else:
+        stop_reason, plateau, extra = run_fixed(model, proc, budget, checks, checker, total_steps, spe, st,
+                                                new_plateau, run_epoch, after_epoch)
 
     if stop_reason == "diverged":
         status = "diverged"
@@ -332,9 +238,12 @@ def train_to_minimum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
     return FitResult(
         status=status, stop_reason=stop_reason, train_acc=st["acc"],
         train_loss=finite_or_none(loss_val) if loss_val == loss_val else None,
-        epochs=st["epochs"], steps=st["steps"], seconds=time.perf_counter() - t_start,
+        epochs=st["epochs"], steps=st["steps"],
+        seconds=time.perf_counter() - t_start + (float(resume["seconds"]) if resume is not None else 0.0),
         plateaued=plateau.plateaued(st["steps"]), **checker.fields(),
         verified=None if status in ("fitted", "diverged") else status == "failed", policy=budget.policy,
         grad_norm_polished=finite_or_none(last.get("grad_norm_polished")),
-        polish_lambda=finite_or_none(last.get("polish_lambda")), cap_steps=int(total_steps), **extra,
+        polish_lambda=finite_or_none(last.get("polish_lambda")), cap_steps=int(total_steps),
+        rungs=list(ladder.records) if ladder.rungs else None,
+        resumed_from_step=int(resume["loop"]["steps"]) if resume is not None else None, **extra,
     )

@@ -38,9 +38,11 @@ POLICY = "past_fit"  # FitResult.policy and emc.json convergence.policy of these
 
 def length(n: int, recipe: Recipe) -> tuple[int, int]:
     """(epochs, steps per epoch) of a past-fit attempt at n samples: train.epochs epochs, never
-    fewer than train.min_steps optimizer steps (whole epochs)."""
+    fewer than train.min_steps optimizer steps (whole epochs). A fixed length, not a cap: train.caps
+    (the ladder of caps) does not apply."""
     mb = minibatches(n, recipe)
-    return -(-mb.total_steps // mb.spe), mb.spe
+    total = max(int(recipe.budget.epochs) * mb.spe, int(recipe.budget.min_steps))
+    return -(-total // mb.spe), mb.spe
 
 
 def train_past_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,

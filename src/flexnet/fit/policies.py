@@ -17,7 +17,7 @@ from . import minimum
 from .checks import Checker
 
 if TYPE_CHECKING:
-    from .loop import Budget, Checks
+    from .spec import Budget, Checks
 
 
 def scale_lr(optimizer, scheduler, factor: float) -> None:
@@ -40,22 +40,39 @@ def early_check_due(checks: Checks, plateau: minimum.Plateau, steps: int, epochs
 
 
 def run_converge(model, proc, budget: Budget, checks: Checks, checker: Checker, cap: int, spe: int, st: dict,
-              new_plateau, run_epoch, after_epoch):
+                 new_plateau, run_epoch, after_epoch, ladder=None, snapshot=None, put_back=None):
     """train.policy=converge: constant lr; at each plateau the checks run, and an attempt not at a
     verified minimum has its lr multiplied by lr_decay (a saddle keeps its lr: noise escapes it).
     A plateau at lr factor f must last 1/f times as many epochs and steps: at half the lr the loss
-    falls half as fast, and a window of fixed length would call slow descent flat."""
+    falls half as fast, and a window of fixed length would call slow descent flat.
+
+    The ladder (train.caps, fit/resume.py): every rung an epoch reaches forces the full-subset
+    evaluation, whatever this attempt's own cap, so that the trajectory does not depend on the cap.
+    At the cap, the state is captured before the cap's verdict (`snapshot`); an attempt that stops
+    there keeps it (`ladder.on_cap`). `put_back` (resuming) restores such a state and takes the
+    decision of that epoch again, under this (larger) cap, as an attempt never capped there would."""
     cproc = copy.copy(proc)
     cproc.schedule, cproc.warmup_fraction = "constant", 0.0
     stepper = cproc.stepper(model, cap)
     plateau = new_plateau()
-    factor, decays, stop = 1.0, 0, None
+    factor, decays, stop, state = 1.0, 0, None, None
+    resuming = put_back is not None
+    if resuming:
+        factor, decays = put_back(stepper, plateau)
     while stop is None:
-        ep_loss, online_acc = run_epoch(stepper)
+        if resuming:  # the restored epoch: its evaluation and rung records were taken before the capture
+            resuming = False
+        else:
+            ep_loss, online_acc = run_epoch(stepper)
+            rung = ladder is not None and bool(ladder.crossing(st["steps"]))
+            stop = after_epoch(stepper, ep_loss, online_acc, plateau, st["steps"] >= cap or rung)
+            if stop is not None:
+                break
+            if ladder is not None:
+                ladder.passed(st)
         at_cap = st["steps"] >= cap
-        stop = after_epoch(stepper, ep_loss, online_acc, plateau, at_cap)
-        if stop is not None:
-            break
+        if at_cap and snapshot is not None:
+            state = snapshot(stepper, plateau, factor, decays)
         if plateau.plateaued(st["steps"]) or at_cap:
             verdict = checker.verdict(plateau.plateaued(st["steps"]))
             if verdict == "verified":
@@ -73,6 +90,8 @@ def run_converge(model, proc, budget: Budget, checks: Checks, checker: Checker, 
                 scale_lr(stepper.optimizer, stepper.scheduler, budget.lr_decay)
             if stop is None:  # the next plateau spans the same lr-weighted time: 1 / factor as many steps
                 plateau = new_plateau(1.0 / factor)
+    if stop == "cap" and state is not None and ladder is not None and ladder.on_cap is not None:
+        ladder.on_cap(state)
     grad_evals = stepper.grad_evals
     return stop, plateau, {"lr_final": factor, "lr_decays": decays, "grad_evals": grad_evals}
 

@@ -16,17 +16,17 @@ from .optim import NameOnly
 
 def fit_module() -> Any:
     """The module of the fit loop (Budget, Checks, GRAD_RULES): the one import of it in this package."""
-    from ..fit import loop
+    from ..fit import spec
 
-    return loop
+    return spec
 
 
 def check_fit_ranges(cfg: dict) -> None:
     """Ranges of train:/convergence: as the training code defines them (the builders validate)."""
-    from ..pipeline import build_budget, build_checks
+    from ..fit.spec import budget_from_config, checks_from_config
 
-    build_budget(cfg.get("train") or {})
-    build_checks(cfg.get("convergence") or {})
+    budget_from_config(cfg.get("train") or {})
+    checks_from_config(cfg.get("convergence") or {})
 
 
 # ------------------------------------------------------------------ search
@@ -64,7 +64,7 @@ class Bisect(Search):
         super().check()
         positive_or_null(self, "start_ratio",
                          "must be a positive number (search.start = ratio x actual parameters) or null")
-        one_of(self, "growth", ("fit_time", "double"))
+        one_of(self, "growth", ("fit_time", "fit_time_power", "double"))
         in_unit(self, "resolution", lo_open=True)
         need(1 <= self.min_n <= self.start, "min_n", self.min_n, f"must lie in [1, search.start={self.start}]")
         positive_or_null(self, "regrow_step",
@@ -120,7 +120,7 @@ SEARCH_SCHEMAS: dict[str, type] = {"bisect": Bisect, "linear": Linear, "fixed": 
 LOGGER_SCHEMAS: dict[str, type] = {"none": NameOnly, "wandb": Wandb}
 
 
-# ---- train: and convergence: (extend here, or add a field to Budget / Checks in fit/loop.py)
+# ---- train: and convergence: (extend here, or add a field to Budget / Checks in fit/spec.py)
 # keys of `train:` / `convergence:` that are not fields of Budget / Checks: name -> (type, default)
 TRAIN_EXTRA: dict[str, tuple[Any, Any]] = {}
 CONVERGENCE_EXTRA: dict[str, tuple[Any, Any]] = {

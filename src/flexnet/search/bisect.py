@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import require
 from .base import SEARCHES, Attempt, Oracle, Progress, SearchResult, _check_common, _Memo
 
-GROWTH = ("fit_time", "double")
+GROWTH = ("fit_time", "fit_time_power", "double")
 MIN_FRACTION = 0.05  # a fit that used less of its cap says too little about where the cap is reached
 
 
@@ -62,16 +62,44 @@ def aim(fits: dict[int, float]) -> Optional[float]:
     return (1.0 - icept) / slope
 
 
+def aim_power(fits: dict[int, float]) -> Optional[float]:
+    """`growth=fit_time_power`: the same aim under a power law f(n) = a (N - n)^-p, the shape that fits
+    pooled time-to-fit data better than the hyperbola (p = 1): log f = log a - p log(N - n) is fitted by
+    least squares over a grid of poles N above the largest fitted size, and the aim is where f = 1. The
+    same points as `aim`; with fewer than three of them, or no falling fit, it is `aim`'s hyperbola."""
+    top = max(fits.values(), default=0.0)
+    last_two = sorted(fits)[-2:]
+    pts = np.array([(n, f) for n, f in fits.items() if f > 0 and (n in last_two or f >= top / 10)], dtype=float)
+    if top < MIN_FRACTION or len(pts) < 3:
+        return aim(fits)
+    n, logf = pts[:, 0], np.log(pts[:, 1])
+    best = None
+    for pole in n.max() * np.geomspace(1.0005, 4.0, 400):
+        X = np.column_stack([np.ones_like(n), -np.log(pole - n)])
+        coef, *_ = np.linalg.lstsq(X, logf, rcond=None)
+        sse = float(np.sum((X @ coef - logf) ** 2))
+        if coef[1] > 0 and (best is None or sse < best[0]):
+            best = (sse, pole, coef)
+    if best is None:
+        return aim(fits)
+    _, pole, (c, p) = best
+    return float(pole - math.exp(c / p))
+
+
 @SEARCHES.register("bisect")
 def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.05, max_attempts: int = 4,
                   regrow_step: Optional[float] = None, batch_attempts: bool = False, min_n: int = 2,
-                  growth: str = "fit_time", progress: Optional[Progress] = None, **_: Any) -> SearchResult:
+                  growth: str = "fit_time", progress: Optional[Progress] = None,
+                  below: Optional[SearchResult] = None, **_: Any) -> SearchResult:
     """`regrow_step`: after a retry rescues the bracket's failed size and no failed size is pending
     above it, growth resumes from that size by galloping with this first step, relative (None: the
     resolution): a failure there closes the bracket at once, with no first-attempt failures far above
     the EMC. `min_n`: the smallest size tried when even small sizes fail (2: batch norm cannot train on
     one sample); if it fails too, the EMC is reported as 0 with that failed size. `growth`: fit_time
-    (aim at the size where a fit would use its whole cap) or double (see the module's docstring)."""
+    (aim at the size where a fit would use its whole cap) or double (see the module's docstring).
+    `below`: the search of the ladder's rung below (search/ladder.py; a smaller cap, same attempts):
+    its EMC fitted within a smaller cap, so it fits within this one; the search starts there, with the
+    aim fed by the fits below it (replayed within this cap), and probes the failed size below first."""
     _check_common(start, pool, max_attempts)
     require(0 < resolution < 1, "search.resolution", resolution, "must lie in (0, 1), e.g. 0.05")
     regrow_step = resolution if regrow_step is None else regrow_step
@@ -93,7 +121,7 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
     def aimed(lo: int, upper: int) -> int:
         """The next size above fitted lo: `upper` (doubling, or the bracket's midpoint), or with
         growth=fit_time the aim, kept within [lo (1 + resolution), upper]."""
-        t = aim(fit_fraction) if growth == "fit_time" else None
+        t = {"fit_time": aim, "fit_time_power": aim_power}.get(growth, lambda _: None)(fit_fraction)
         if t is None:
             return upper
         return int(min(upper, max(math.ceil(lo * (1 + resolution)), round(t))))
@@ -118,9 +146,25 @@ def bisect_search(oracle: Oracle, start: int, pool: int, resolution: float = 0.0
                 pending.add(n)
                 return n
 
+    def continue_above(below: SearchResult) -> Optional[int]:
+        """The rung below fitted below.emc: start there, probe its failed size first (or grow on)."""
+        for n0 in sorted({a.n for a in below.attempts if a.fitted and a.attempt == 0}):
+            fitted(n0)  # read off within this cap (journalled): the aim's fit fractions at this cap
+        at_emc = next(a.attempt for a in below.attempts if a.fitted and a.n == below.emc)
+        require(run(below.emc, at_emc).fitted, "train.caps", None,
+                f"a fit at n={below.emc} within a smaller cap did not fit within a larger one "
+                "(the attempt's trajectory depends on its cap: train.policy must be converge)")
+        run.lo = below.emc
+        if below.failed is None:  # the whole pool fitted below
+            return None
+        return grow_from(below.failed)
+
     require(isinstance(min_n, int) and 1 <= min_n <= start, "search.min_n", min_n,
             f"must be an integer in [1, search.start={start}]")
-    run.hi = grow_from(min(start, pool))
+    if below is not None and below.emc >= 1 and below.fitted:
+        run.hi = continue_above(below)
+    else:
+        run.hi = grow_from(min(start, pool))
     while run.hi is not None:
         while not converged(run.lo, run.hi):
             mid = aimed(run.lo, (run.lo + run.hi) // 2)

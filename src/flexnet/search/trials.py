@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 
 from .base import Attempt, SearchResult
 
-Key = tuple[int, int, int]                       # (trial, n, attempt)
+Key = tuple[int, int, int, Optional[int]]       # (trial, n, attempt, cap: the ladder's rung or None)
 TrainGroup = Callable[[list[Key]], dict[Key, Attempt]]
 
 
@@ -31,23 +31,31 @@ class _Aborted(Exception):
 
 
 class _Request:
-    def __init__(self, trial: int, n: int, attempts: list[int]):
+    def __init__(self, trial: int, n: int, attempts: list[int], cap: Optional[int] = None):
         self.trial, self.n, self.attempts = trial, int(n), [int(a) for a in attempts]
+        self.cap = cap
         self.results: Optional[list[Attempt]] = None
 
 
 class _TrialOracle:
-    """What a search sees: `oracle(n, attempt)` and `oracle.batch(n, attempts)`, both blocking
-    until the lockstep loop has trained the request."""
+    """What a search sees: `oracle(n, attempt)` and `oracle.batch(n, attempts)` (and `at` / `batch_at`
+    within a ladder rung's cap, search/ladder.py), all blocking until the lockstep loop has trained
+    the request."""
 
     def __init__(self, loop: "_Lockstep", trial: int):
         self.loop, self.trial = loop, trial
 
+    def at(self, n: int, attempt: int, cap: Optional[int]) -> Attempt:
+        return self.loop.ask(_Request(self.trial, n, [attempt], cap))[0]
+
+    def batch_at(self, n: int, attempts: Sequence[int], cap: Optional[int]) -> list[Attempt]:
+        return self.loop.ask(_Request(self.trial, n, list(attempts), cap))
+
     def __call__(self, n: int, attempt: int) -> Attempt:
-        return self.loop.ask(_Request(self.trial, n, [attempt]))[0]
+        return self.at(n, attempt, None)
 
     def batch(self, n: int, attempts: Sequence[int]) -> list[Attempt]:
-        return self.loop.ask(_Request(self.trial, n, list(attempts)))
+        return self.batch_at(n, attempts, None)
 
 
 class _Lockstep:
@@ -94,7 +102,7 @@ class _Lockstep:
     def answer(self, reqs: list[_Request], out: dict[Key, Attempt]) -> None:
         with self.cond:
             for r in reqs:
-                r.results = [out[(r.trial, r.n, a)] for a in r.attempts]
+                r.results = [out[(r.trial, r.n, a, r.cap)] for a in r.attempts]
             self.cond.notify_all()
 
     def abort(self) -> None:
@@ -112,9 +120,9 @@ def _serve(loop: _Lockstep, workers) -> None:
             got: dict = {}
             inflight[r.trial] = (r, got)
             for a in r.attempts:
-                old = workers.start((r.trial, r.n, a))
+                old = workers.start((r.trial, r.n, a, r.cap))
                 if old is not None:
-                    got[(r.trial, r.n, a)] = old
+                    got[(r.trial, r.n, a, r.cap)] = old
         if not inflight:
             return
         if not any(len(got) == len(r.attempts) for r, got in inflight.values()):
@@ -129,7 +137,7 @@ def run_trials(search: Callable[[int, object], SearchResult], trials: int,
                train_group: TrainGroup, workers=None) -> list[SearchResult]:
     """Run `search(trial, oracle)` for trials 0..T-1 in lockstep; returns their results in order.
 
-    `train_group(keys)` trains the (trial, n, attempt) keys of one lockstep round (any mix of n)
+    `train_group(keys)` trains the (trial, n, attempt, cap) keys of one lockstep round (any mix of n)
     and returns an Attempt per key. With `workers` (see _serve) the trials do not wait for each
     other and train_group is not used. An error in a search (e.g. a config error) or in training is
     raised here once every thread has stopped.
@@ -157,7 +165,7 @@ def run_trials(search: Callable[[int, object], SearchResult], trials: int,
             reqs = loop.next_requests()
             if not reqs:
                 break
-            keys = [(r.trial, r.n, a) for r in reqs for a in r.attempts]
+            keys = [(r.trial, r.n, a, r.cap) for r in reqs for a in r.attempts]
             loop.answer(reqs, train_group(keys))
         if workers is not None:
             _serve(loop, workers)

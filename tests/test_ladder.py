@@ -1,0 +1,86 @@
+"""The ladder of caps (train.caps): exact resume of a capped attempt, and reading lower caps off an attempt.
+
+Real training on CPU: a small MLP on random labels it cannot fit within the smaller cap."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from flexnet.fit.loop import Budget, Checks, Recipe, train_to_minimum
+from flexnet.optim import build_procedure
+
+
+def _problem(n=96, d=12, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
+
+
+def _model(seed=0, d=12, k=5, width=12):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, width), nn.ReLU(), nn.Linear(width, k))
+
+
+def _recipe(caps, opt=None, checks=None):
+    opt = opt or {"name": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 16}
+    return Recipe(build_procedure(opt, {"name": "none"}), Budget(caps=list(caps)), checks or Checks(patience=4,
+                                                                                                    patience_steps=30))
+
+
+def _run(caps, cap, resume=None, opt=None, seed=0):
+    x, y = _problem()
+    model = _model(seed)
+    saved = {}
+    res = train_to_minimum(model, x, y, _recipe(caps, opt), g=torch.Generator().manual_seed(7), seed=3, cap=cap,
+                           resume=resume, on_cap=lambda s: saved.setdefault("state", s))
+    return res, saved.get("state"), model
+
+
+def _roundtrip(state):
+    """Through a file, as records.py stores it (weights_only: tensors and plain values only)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+@pytest.mark.parametrize("opt", [None, {"name": "adam", "lr": 0.01, "batch_size": 16}])
+def test_resumed_attempt_follows_the_trajectory_of_one_given_the_larger_cap(opt):
+    caps = [300, 600, 1200]
+    short, state, _ = _run(caps, 300, opt=opt)
+    assert short.stop_reason == "cap" and short.status == "unverified" and state is not None
+    assert short.steps == 300 and short.cap_steps == 300
+    resumed, _, m_resumed = _run(caps, 1200, resume=_roundtrip(state), opt=opt)
+    full, _, m_full = _run(caps, 1200, opt=opt)
+    assert resumed.resumed_from_step == short.steps and full.resumed_from_step is None
+    # the same stop, step, loss and accuracy, and the same weights, bit for bit
+    for key in ("status", "stop_reason", "steps", "epochs", "train_acc", "train_loss", "lr_final", "lr_decays"):
+        assert getattr(resumed, key) == getattr(full, key), key
+    for a, b in zip(m_resumed.parameters(), m_full.parameters()):
+        assert torch.equal(a, b)
+    # the rungs passed are evaluated alike, whether the attempt was capped there or not
+    assert resumed.rungs == full.rungs
+    assert [r["cap"] for r in full.rungs][:1] == [300]
+    assert full.rungs[0]["train_acc"] == short.train_acc
+
+
+def test_an_attempt_capped_early_is_a_prefix_of_the_longer_one():
+    """Nothing in the trajectory depends on the cap: the rung evaluation of the long attempt is the
+    short attempt's end point."""
+    caps = [150, 300]
+    short, _, _ = _run(caps, 150)
+    full, _, _ = _run(caps, 300)
+    assert full.rungs[0] == short.rungs[0]
+    assert short.train_acc == full.rungs[0]["train_acc"]
+
+
+def test_fixed_policy_takes_one_cap():
+    from flexnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.caps"):
+        Budget(policy="fixed", caps=[100, 200]).validate()
+    with pytest.raises(ConfigError, match="ascending"):
+        Budget(caps=[200, 100]).validate()
+    Budget(policy="fixed", caps=[100]).validate()
