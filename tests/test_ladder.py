@@ -84,3 +84,76 @@ def test_fixed_policy_takes_one_cap():
     with pytest.raises(ConfigError, match="ascending"):
         Budget(caps=[200, 100]).validate()
     Budget(policy="fixed", caps=[100]).validate()
+
+
+# ---------------------------------------------------------------- whole jobs on the ladder
+
+import json  # noqa: E402
+
+from conftest import TINY, compose  # noqa: E402
+
+from flexnet.errors import ConfigError  # noqa: E402
+from flexnet.pipeline import run_job  # noqa: E402
+
+JOB = [o for o in TINY if not o.startswith("train.caps")] + ["labeling=random_labels", "convergence.hessian=false",
+                                                            "search.max_attempts=2"]
+NUMBERS = ("emc", "bracket", "emc_by_cap", "budget_stable", "bits_per_param", "n50", "fits", "cost_sample_epochs",
+           "emc_cap_steps", "unverified", "train_accuracy", "test_accuracy")
+
+
+def _lines(d):
+    return [json.loads(line) for line in (d / "fits.jsonl").read_text().splitlines()]
+
+
+def _job(d, caps, *extra):
+    return run_job(compose([*JOB, "train.caps=[" + ",".join(map(str, caps)) + "]", *extra]), d)
+
+
+def test_same_command_gives_the_same_numbers(tmp_path):
+    a, b = _job(tmp_path / "a", [30, 60]), _job(tmp_path / "b", [30, 60])
+    assert {k: a[k] for k in NUMBERS} == {k: b[k] for k in NUMBERS}
+    assert [b_["cap_steps"] for b_ in a["emc_by_cap"]] == [30, 60]
+    assert a["emc_by_cap"][0]["emc"] <= a["emc_by_cap"][1]["emc"] == a["emc"]
+    prov = a["provenance"]
+    assert prov["code_hash"] and prov["torch"] and prov["lr_policy"] == "converge" and prov["threads"] >= 1
+    assert "git_commit" in prov and "git_dirty" in prov and prov["flexnet"]
+
+
+def test_a_longer_ladder_extends_a_finished_job_and_trains_only_the_new_rung(tmp_path):
+    """Re-run with one more rung: every journalled attempt is replayed (none retrained), capped ones
+    resume from their checkpoints, and the result is the one a job run on the longer ladder from the
+    start gets, numbers and cost alike."""
+    out = tmp_path / "job"
+    first = _job(out, [30, 60])
+    before = _lines(out)
+    assert any(r["stop_reason"] == "cap" and r["cap_steps"] == 60 for r in before)  # something to resume
+    ext = _job(out, [30, 60, 120])
+    after = _lines(out)
+    assert after[:len(before)] == before  # the journal is only appended to
+    new = after[len(before):]
+    assert new and all(r["cap_steps"] == 120 for r in new)
+    resumed = [r for r in new if r["resumed_from_step"] is not None]
+    assert resumed and all(r["resumed_from_step"] >= 60 for r in resumed)
+    assert ext["resumed_attempts"] == len(resumed)
+    assert ext["replayed_attempts"] == first["fits"]  # every attempt of the first run, from the journal
+    assert ext["emc_by_cap"][:2] == first["emc_by_cap"]  # the rungs below are unchanged
+    scratch = _job(tmp_path / "scratch", [30, 60, 120])
+    for k in ("emc", "bracket", "emc_by_cap", "fits", "cost_sample_epochs"):
+        assert ext[k] == scratch[k], k
+
+
+def test_the_first_rung_is_a_search_at_that_cap_alone(tmp_path):
+    ladder, alone = _job(tmp_path / "l", [30, 60]), _job(tmp_path / "a", [30])
+    assert ladder["emc_by_cap"][0] == {**alone["emc_by_cap"][0]}
+    assert alone["budget_stable"] is None  # one rung: nothing to compare
+
+
+def test_a_journal_written_by_other_code_is_refused_unless_accepted(tmp_path):
+    out = tmp_path / "job"
+    _job(out, [30])
+    lines = _lines(out)
+    (out / "fits.jsonl").write_text("".join(json.dumps({**r, "code_hash": "0123456789abcdef"}) + "\n" for r in lines))
+    with pytest.raises(ConfigError, match="other flexnet code.*accept_code_change=true"):
+        _job(out, [30])
+    again = run_job(compose([*JOB, "train.caps=[30]"]), out, accept_code_change=True)
+    assert again["replayed_attempts"] == len(lines)
