@@ -80,6 +80,11 @@ BAD = [  # (overrides, key named in the message)
     (["arch.activation=bogus"], "arch.activation"),
     (["dataset=gaussian", "dataset.num_samples=abc"], "dataset.num_samples"),
     (["dataset.classes=[]"], "dataset.classes"),
+    (["dataset.classes=[3]"], "dataset.classes"),
+    (["convergence.rel_tol=0"], "convergence.rel_tol"),
+    (["convergence.rel_tol=1"], "convergence.rel_tol"),
+    (["convergence.smoothing=1.0"], "convergence.smoothing"),
+    (["convergence.smoothing=-0.1"], "convergence.smoothing"),
     (["device=cuda:99"], "device"),
     (["device=bogus"], "device"),
     (["labeling=corrupt", "+labeling.prob=2"], "labeling.prob"),
@@ -153,6 +158,7 @@ def finished(tmp_path_factory) -> Path:
     (["optimizer.betas=[1]"], ["optimizer.betas", "no such key"]),  # Hydra's own composition error
     (["arch=nosuch"], ["arch='nosuch'", "mlp"]),
     (["seed=1"], ["different configuration", "+fresh=true"]),  # valid, but not this directory's config
+    (["search.growth=double"], ["different configuration", "search.growth"]),  # another search of a finished dir
 ], ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None)
 @pytest.mark.slow  # a finished run, then 7 CLI runs: ~38 s here
 def test_rejected_run_changes_nothing_in_a_finished_dir(finished, bad, words):
@@ -168,7 +174,9 @@ def test_fresh_moves_old_results_aside_and_error_txt_does_not_outlive_a_good_run
     d = tmp_path / "run"
     p = run_cli([*FAST, "train.epochs=abc", f"hydra.run.dir={d}"], cwd=tmp_path)
     _one_error_line(p, "train.epochs")
-    assert "train.epochs" in (d / "error.txt").read_text()  # a new dir: why the job failed is kept
+    assert not d.exists()  # refused before the directory is made (preflight)
+    d.mkdir()  # a job that fails once it holds its (new) directory keeps why in error.txt
+    (d / "error.txt").write_text("dataset='x': the training pool holds a single class\n")
     p = run_cli([*FAST, f"hydra.run.dir={d}"], cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert not (d / "error.txt").exists()  # stale: removed by the successful run

@@ -15,7 +15,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .config import CONF_DIR, normalize_overrides
-from .errors import ConfigError
+from .errors import FAULT, ConfigError, die
+from .signals import Terminated, die_with_parent, handle_sigterm, restore_sigint
 
 
 
@@ -47,7 +48,7 @@ def _resolve(cfg: DictConfig) -> dict:
         raise ConfigError(f"{key}: cannot be resolved ({str(e).splitlines()[0]})") from None
 
 
-def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
+def _interrupted(outdir: Path, multirun: bool, overrides: list, how: str = "interrupted") -> str:
     from .records import FITS_FILE, journalled
 
     done = journalled(outdir)
@@ -55,20 +56,22 @@ def _interrupted(outdir: Path, multirun: bool, overrides: list) -> str:
     where = str(outdir.parent) if multirun else str(outdir)
     cmd = " ".join(["python -m flexnet", *(["-m"] if multirun else []),
                     *[o for o in overrides if not o.startswith(key + "=")], f"{key}={where}"])
-    return (f"flexnet: interrupted: {done} finished attempt(s) journalled in {outdir / FITS_FILE}; "
+    return (f"flexnet: {how}: {done} finished attempt(s) journalled in {outdir / FITS_FILE}; "
             f"resume with: {cmd}")
 
 
-def restore_sigint() -> None:
-    """A job of the local launcher inherits SIGINT ignored from submitit's controller (which must not
-    print its own traceback on Ctrl-C); the launcher sets FLEXNET_SIGINT=1 when Ctrl-C should reach
-    the jobs, and the job then stops on it like a single run (journal, one line, exit 130)."""
+def _quiet() -> None:
     import signal
     import threading
 
-    if (os.environ.get("FLEXNET_SIGINT") == "1" and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _fault(e: OSError) -> str:
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    return f"{where}{e.strerror or e} (a file of the run could not be written or read; finished attempts stay journalled)"
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -78,11 +81,12 @@ def main(cfg: DictConfig) -> float:
     from . import outdir as od
 
     restore_sigint()
+    handle_sigterm()
+    die_with_parent()
     hc = HydraConfig.get()
     outdir = Path(hc.runtime.output_dir)
     multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    had_results = od.has_results(outdir)
     lock = None
     claimed = False
     try:
@@ -93,37 +97,44 @@ def main(cfg: DictConfig) -> float:
         plain = _resolve(cfg)
         validate_config(plain)
         fresh = bool(plain.get("fresh", False))
+        accept = bool(plain.get("accept_code_change", False))  # replay a journal written by other code
         for d in DIRECTIVES:
             plain.pop(d, None)
         lock = od.DirLock(outdir, key).acquire()
-        od.claim(outdir, result_hash(plain), result_hash, fresh, key)
+        od.claim(outdir, plain, result_hash, fresh, key)
         claimed = True
         od.job_accepted()
         lock.write_owner()
         od.write_hydra_dir(outdir, cfg, hc_config(), hc.overrides.task)
         (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # stale: from an earlier run of this directory
-        result = run_job(plain, outdir, _job_info())
-    except ConfigError as e:
-        print(f"flexnet: error: {e}", file=sys.stderr, flush=True)
+        result = run_job(plain, outdir, _job_info(), accept_code_change=accept)
+        (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # a finished job never carries an error.txt
+    except (ConfigError, OSError) as e:
+        msg, code = (str(e), 2) if isinstance(e, ConfigError) else (_fault(e), FAULT)
         if multirun:
             od.restore_sweep_file()
-        if claimed or not had_results:  # a refused run leaves a directory with results as it was
+        # error.txt only into a directory this job holds (never one in use by another job) and without a
+        # finished result; a refused run leaves a directory with results as it was
+        if lock is not None and lock.fd is not None and (claimed or not od.has_results(outdir)) \
+                and not (outdir / "emc.json").exists():
             try:
-                (outdir / od.ERROR_FILE).write_text(f"{e}\n")
+                (outdir / od.ERROR_FILE).write_text(f"{msg}\n")
             except OSError:
                 pass
-        raise SystemExit(2)
-    except KeyboardInterrupt:
-        print(_interrupted(outdir, multirun, list(hc.overrides.task)), file=sys.stderr, flush=True)
-        raise SystemExit(130)
+        die(msg, code)
+    except KeyboardInterrupt as e:
+        term = isinstance(e, Terminated)
+        _quiet()  # a second signal (Ctrl-C reaches the jobs and their launcher signals them too) ends nothing twice
+        print(_interrupted(outdir, multirun, list(hc.overrides.task), "terminated (SIGTERM)" if term else "interrupted"),
+              file=sys.stderr, flush=True)
+        raise SystemExit(143 if term else 130)
     finally:
         if lock is not None:
             lock.release()
     if result.get("mostly_broken") and not multirun:
         # emc.json is written; the exit status says the measurement is not one (a sweep goes on)
-        print(f"flexnet: error: {result['diverged'] + result['degenerate']} of {result['fits']} attempts diverged "
-              f"or ended degenerate: lower optimizer.lr (now {cfg.optimizer.lr})", file=sys.stderr, flush=True)
-        raise SystemExit(3)
+        die(f"{result['diverged'] + result['degenerate']} of {result['fits']} attempts diverged "
+            f"or ended degenerate: lower optimizer.lr (now {cfg.optimizer.lr})", 3)
     return float(result["emc"])
 
 
@@ -168,24 +179,59 @@ def _hydra_error_line(e: BaseException) -> str:
     return " ".join(lines)[:500]
 
 
+# Hydra's mode flags: at most one per command line (Hydra itself raises a ValueError with a traceback)
+_MODES = {"--run": "--run", "-r": "--run", "--multirun": "-m", "-m": "-m", "--cfg": "--cfg", "-c": "--cfg",
+          "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion", "-sc": "--shell-completion"}
+
+
+# flags without a value: moved before the overrides (argparse refuses `a=1 -m b=2` with a usage screen)
+_BARE_FLAGS = ("-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help", "--hydra-help", "--version")
+
+
+def _flags_first(argv: list) -> list:
+    flags = [a for a in argv if a in _BARE_FLAGS]
+    return flags + [a for a in argv if a not in _BARE_FLAGS]
+
+
+def _check_modes(argv: list) -> None:
+    modes = []
+    for a in argv:
+        m = _MODES.get(a.split("=", 1)[0])
+        if m and m not in modes:
+            modes.append(m)
+    if len(modes) > 1:
+        die(f"{' and '.join(modes)}: only one of --run, -m (--multirun), --cfg, --info, --shell-completion at a "
+            f"time (to see a sweep job's config: python -m flexnet --cfg job <that job's overrides>)")
+
+
 def cli() -> None:
-    """`python -m flexnet`: Hydra's own errors (composition, override syntax) as one line too."""
+    """`python -m flexnet`: every refusal, Hydra's own errors (composition, override syntax), a sweep's
+    failed jobs and signals end with one line on stderr (errors.die), never a traceback."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from .errors import JobsFailed
+
     user_full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its multi-line report
-    sys.argv[1:] = normalize_overrides(sys.argv[1:])
+    sys.argv[1:] = _flags_first(normalize_overrides(sys.argv[1:]))
+    _check_modes(sys.argv[1:])
+    handle_sigterm()
     try:
         main()
+    except ConfigError as e:  # from a launcher, before any job started
+        die(str(e))
+    except JobsFailed as e:  # the sweep ran; some jobs ended without a result
+        die(str(e), FAULT)
     except (HydraException, OmegaConfBaseException) as e:
         if user_full == "1":
             raise
-        print(f"flexnet: error: {_hydra_error_line(e)}", file=sys.stderr, flush=True)
-        raise SystemExit(2)
-    except KeyboardInterrupt:  # before a job started (composition, launch)
-        print("flexnet: interrupted before any job started; nothing was written", file=sys.stderr, flush=True)
-        raise SystemExit(130)
+        die(_hydra_error_line(e))
+    except KeyboardInterrupt as e:  # before a job started (composition, launch)
+        _quiet()
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"flexnet: {how} before any job started; nothing was written", file=sys.stderr, flush=True)
+        raise SystemExit(143 if isinstance(e, Terminated) else 130)
 
 
 if __name__ == "__main__":

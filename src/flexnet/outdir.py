@@ -144,25 +144,98 @@ def move_aside(path: Path) -> Path:
     return dest
 
 
-def claim(path: Path, chash: str, result_hash, fresh: bool, key: str) -> str:
-    """Decide what this job does with `path` (already locked): 'new', 'resume' or 'fresh'.
+def finished_config(path: Path) -> Optional[dict]:
+    """The config of the finished result in a directory (emc.json's `config`), None without one."""
+    try:
+        cfg = json.loads((Path(path) / "emc.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
 
-    Raises ConfigError (and changes nothing) when the directory holds results of another config."""
+
+def _flat(d: Any, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out: dict = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Config keys (dotted) whose value differs between a finished result's config and this run's, the
+    result-neutral keys left out (records.RESULT_NEUTRAL_KEYS). A key the old config does not record
+    (added to flexnet since) is not counted: what it was then cannot be known."""
+    from .records import RESULT_NEUTRAL_KEYS
+
+    def keep(k: str) -> bool:
+        return not any(k == n or k.startswith(n + ".") for n in RESULT_NEUTRAL_KEYS)
+
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in set(a) | set(b) if keep(k) and k in a and a.get(k) != b.get(k))
+
+
+# what a rerun of a finished directory may change: each extends the measurement (the old result's
+# attempts are all in the new one, replayed from the journal), and the old emc.json is kept as a copy
+def _extends(key: str, old: Any, new: Any) -> bool:
+    if key == "train.caps":  # more (larger) caps on the ladder: the old rungs are all still there
+        return (isinstance(old, list) and isinstance(new, list) and len(new) > len(old)
+                and new[:len(old)] == old)
+    if key == "search.trials":  # more trials: trial k's attempts do not depend on how many there are
+        return isinstance(old, int) and isinstance(new, int) and new > old
+    return False
+
+
+def check_claim(path: Path, cfg: dict, result_hash, fresh: bool, key: str) -> str:
+    """What this job would do with `path`: 'new', 'resume', 'extend' (a finished result whose measurement
+    this run extends: more caps, more trials) or 'fresh'. Changes nothing.
+
+    Raises ConfigError when the directory holds results of another configuration: its journal's config
+    hash differs, or it holds a finished emc.json of a config that differs in any key but the
+    result-neutral ones (records.RESULT_NEUTRAL_KEYS) and the extensions above."""
     path = Path(path)
     if not has_results(path):
         return "new"
+    if fresh:
+        return "fresh"
+    chash = result_hash(cfg)
     hashes = recorded_hashes(path, result_hash)
+    old = finished_config(path)
+    if old is not None:
+        diff = changed_keys(old, cfg)
+        flat_old, flat_new = _flat(old), _flat(cfg)
+        if diff and all(_extends(k, flat_old[k], flat_new.get(k)) for k in diff):
+            return "extend"
+        if diff:
+            shown = "; ".join(f"{k}={flat_old[k]!r} there, {flat_new.get(k)!r} now" for k in diff[:3])
+            more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+            raise ConfigError(f"{key}={str(path)!r}: holds the finished result (emc.json) of a different configuration "
+                              f"({shown}{more}); rerun with the same settings, choose another directory, or add "
+                              f"+fresh=true to move the old files into {REPLACED_PREFIX}<time>/ and start afresh")
+        hashes.discard(result_hash(old))
     if hashes <= {chash}:  # same config (or results without a readable hash: the journal decides)
-        if not fresh:
-            return "resume"
-    elif not fresh:
-        other = ", ".join(sorted(hashes - {chash}))
-        raise ConfigError(f"{key}={str(path)!r}: holds results of a different configuration (config hash {other}; "
-                          f"this run: {chash}); rerun with the same settings to resume it, choose another directory, "
-                          f"or add +fresh=true to move the old files into {REPLACED_PREFIX}<time>/ and start afresh")
-    dest = move_aside(path)
-    print(f"flexnet: fresh=true: earlier files of {path} moved to {dest}", file=sys.stderr, flush=True)
-    return "fresh"
+        return "resume"
+    other = ", ".join(sorted(hashes - {chash}))
+    raise ConfigError(f"{key}={str(path)!r}: holds results of a different configuration (config hash {other}; "
+                      f"this run: {chash}); rerun with the same settings to resume it, choose another directory, "
+                      f"or add +fresh=true to move the old files into {REPLACED_PREFIX}<time>/ and start afresh")
+
+
+def claim(path: Path, cfg: dict, result_hash, fresh: bool, key: str) -> str:
+    """Decide what this job does with `path` (already locked): check_claim, then act on it: 'fresh'
+    moves the old files aside, 'extend' copies the finished emc.json to emc.<time>.json (the new run
+    replaces it). Raises ConfigError (and changes nothing) when refused."""
+    path = Path(path)
+    what = check_claim(path, cfg, result_hash, fresh, key)
+    if what == "fresh":
+        dest = move_aside(path)
+        print(f"flexnet: fresh=true: earlier files of {path} moved to {dest}", file=sys.stderr, flush=True)
+    elif what == "extend":
+        keep = path / f"emc.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        shutil.copy2(path / "emc.json", keep)
+        print(f"flexnet: extending the finished result in {path}; the old emc.json is kept as {keep.name}",
+              file=sys.stderr, flush=True)
+    return what
 
 
 def write_hydra_dir(path: Path, task_cfg: Any, hydra_cfg: Any, overrides: Any, subdir: str = ".hydra") -> None:
@@ -203,18 +276,35 @@ def restore_sweep_file() -> None:
 
 
 class SweepLock(Callback):  # type: ignore[misc,valid-type]
-    """Hydra callback (conf/config.yaml, hydra.callbacks): one sweep per sweep directory."""
+    """Hydra callback (conf/config.yaml, hydra.callbacks), run before Hydra creates an output directory,
+    configures the log file or launches a job: one sweep per sweep directory, and the preflight
+    (flexnet.preflight: every job's config, paths, directory and memory) of a run or of every job of a
+    sweep. A refusal is one line, exit 2 (errors.die: Hydra turns a callback's exception into a warning)."""
 
     def __init__(self) -> None:
         self.lock: Optional[DirLock] = None
 
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        self.lock = DirLock(Path(str(config.hydra.sweep.dir)), key="hydra.sweep.dir")
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        from .errors import die
+        from .preflight import preflight_run
+
         try:
-            self.lock.acquire()
+            preflight_run(config)
         except ConfigError as e:
-            print(f"flexnet: error: {e}", file=sys.stderr, flush=True)
-            raise SystemExit(2)
+            die(str(e))
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        from .errors import die
+        from .preflight import check_dir, preflight_sweep
+
+        try:
+            self.lock = DirLock(check_dir(config.hydra.sweep.dir, "hydra.sweep.dir"), key="hydra.sweep.dir")
+            self.lock.acquire()
+            preflight_sweep(config)
+        except ConfigError as e:
+            if self.lock is not None:
+                self.lock.release()
+            die(str(e))
         # Hydra writes multirun.yaml after this: keep the old one, put back if no job is accepted
         _SWEEP_FILE.clear()
         f = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"

@@ -32,8 +32,15 @@ JOBS_FILE = "jobs.json"
 
 
 def _reason(exc: BaseException) -> str:
-    """One line saying why a job failed (submitit's errors carry the whole remote traceback)."""
+    """One line saying why a job failed (submitit's errors carry the whole remote traceback); a job that
+    ended on flexnet's own error line (a refusal, a fault) is reported by that line."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    own = [ln.split("flexnet: error: ", 1)[1] for ln in lines if "flexnet: error: " in ln]
+    if own:
+        return own[-1]
+    own = [ln.split("flexnet: ", 1)[1] for ln in lines if ln.startswith(("flexnet: interrupted", "flexnet: terminated"))]
+    if own:
+        return own[-1]
     tail = [ln for ln in lines if not ln.startswith(("File ", "^", "Traceback", "During handling", "The above"))]
     last = tail[-1] if tail else (lines[-1] if lines else "")
     return f"{type(exc).__name__}: {last}" if last else type(exc).__name__
@@ -174,7 +181,7 @@ class _FlexnetLauncher(BaseSubmititLauncher):
             if not (isinstance(err, RuntimeError) and str(err).startswith("job #")):
                 err = RuntimeError(f"job {label} [{job.job_id}] failed: {_reason(err)}; {paths}")
                 ret.return_value = err
-            log.error(f"{prefix}: FAILED: {_reason(err).split(': ', 1)[-1]}")
+            log.error(f"{prefix}: FAILED: {str(err).split(' failed: ', 1)[-1]}")
         return ret
 
     def _write_jobs(self, sweep_dir: Path, rows: List[dict]) -> Path:
@@ -205,8 +212,15 @@ class _FlexnetLauncher(BaseSubmititLauncher):
             except OSError:
                 pass
         if counts["failed"]:
-            log.error(f"{counts['failed']} of {len(results)} jobs failed (reasons and log paths above); "
-                      f"the other jobs' results are in {sweep_dir}")
+            from flexnet.errors import JobsFailed
+
+            failed = [str(r._return_value).split("job ", 1)[-1] for r in results
+                      if r is not None and r.status != JobStatus.COMPLETED]
+            err = JobsFailed(failed, len(results), str(sweep_dir))
+            for r in results:  # Hydra's sweeper raises the first failed job's value: the whole story, once
+                if r is not None and r.status != JobStatus.COMPLETED:
+                    r.return_value = err
+            log.error(str(err))
         else:
             log.info(f"all {len(results)} jobs finished; results in {sweep_dir}")
 
@@ -311,18 +325,20 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
         finally:
             signal.signal(signal.SIGINT, old)
 
-    def _interrupted(self, sweep_dir: Path, jobs: List[Any], specs: List[tuple], counts: dict) -> None:
-        """Ctrl-C: stop the running jobs (their finished attempts are journalled), print one line with
-        the command that resumes the sweep, exit 130."""
+    def _interrupted(self, sweep_dir: Path, jobs: List[Any], specs: List[tuple], counts: dict,
+                     term: bool = False) -> None:
+        """Ctrl-C (or SIGTERM, term=True): stop the running jobs (their finished attempts are journalled),
+        print one line with the command that resumes the sweep, exit 130 (143)."""
         import sys
 
         import signal
 
         live = [j for j in jobs if j is not None and not j.done()]
         controllers = [p.pid for p in (getattr(j, "_process", None) for j in live) if p is not None]
-        # SIGINT to the jobs themselves (below submitit's controllers, which ignore it): each stops like
-        # a single run on Ctrl-C, its finished attempts journalled, and its controller then exits
-        _signal([t for c in controllers for t in _descendants(c)], signal.SIGINT)
+        # SIGTERM to the jobs themselves (below submitit's controllers): each stops like a single run on
+        # Ctrl-C (flexnet handles SIGTERM in the jobs of this launcher), its finished attempts journalled,
+        # and its controller then exits
+        _signal([t for c in controllers for t in _descendants(c)], signal.SIGTERM)
         deadline = time.monotonic() + 15.0
         while any(not j.done() for j in live) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -331,9 +347,10 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
         task = [] if self.config is None else [str(o) for o in self.config.hydra.overrides.task]
         task = [o for o in task if not o.startswith("hydra.sweep.dir=")]
         cmd = " ".join(["python -m flexnet -m", *task, f"hydra.sweep.dir={sweep_dir}"])
-        print(f"flexnet: interrupted: {counts['done']} of {len(specs)} jobs finished (the others' finished "
+        how = "terminated (SIGTERM)" if term else "interrupted"
+        print(f"flexnet: {how}: {counts['done']} of {len(specs)} jobs finished (the others' finished "
               f"attempts are journalled); resume with: {cmd}", file=sys.stderr, flush=True)
-        raise SystemExit(130)
+        raise SystemExit(143 if term else 130)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         sweep_dir = self._prepare()
@@ -347,6 +364,12 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
         # SIGINT handler, FLEXNET_SIGINT), submitit's controllers ignore it (no traceback of theirs on
         # the terminal) and this process stops the rest (_interrupted)
         os.environ["FLEXNET_SIGINT"] = "1" if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else "0"
+        # the jobs die with this process, however it ends (kill -9 included): each watches it (its pid
+        # and start time) and stops on its own when it is gone (flexnet.__main__.die_with_parent)
+        from flexnet.signals import PARENT_ENV, Terminated, handle_sigterm, process_start
+
+        os.environ[PARENT_ENV] = f"{os.getpid()}:{process_start(os.getpid()) or ''}"
+        handle_sigterm()  # SIGTERM to the sweep: stops it like Ctrl-C (below), exit 143
         executor = self._executor()
         specs = self._job_params(job_overrides, initial_job_idx)
         self._set_common(job_overrides)
@@ -374,8 +397,8 @@ class FlexnetLocalLauncher(_FlexnetLauncher):
                 if len(still) == len(running):
                     time.sleep(poll)
                 running = still
-        except KeyboardInterrupt:
-            self._interrupted(sweep_dir, jobs, specs, counts)
+        except KeyboardInterrupt as e:
+            self._interrupted(sweep_dir, jobs, specs, counts, term=isinstance(e, Terminated))
         self._write_jobs(sweep_dir, self._rows(specs, jobs))
         self._finish(sweep_dir, results, counts)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
