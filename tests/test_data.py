@@ -316,8 +316,8 @@ def test_imagefolder_prepare_then_load_memmapped(tmp_path):
     # the constant channels survive decoding + resizing: class 1 (dog) has R = B = 40/255 everywhere
     dog = b.x_train[b.y_train == 1]
     assert torch.allclose(dog[:, 0], torch.full_like(dog[:, 0], 40 / 255), atol=1e-6)
-    sub = load_dataset(cfg("imagenet", root=str(tmp_path), resolution=16, classes=["eel"], max_pool_size=4))
-    assert sub.pool_size == 4 and sub.num_classes == 1 and sub.x_test.shape[0] == 2
+    sub = load_dataset(cfg("imagenet", root=str(tmp_path), resolution=16, classes=["eel", "cat"], max_pool_size=4))
+    assert sub.pool_size == 4 and sub.num_classes == 2 and sub.x_test.shape[0] == 4
 
 
 def test_imagefolder_without_val_holds_out_per_class(tmp_path):

@@ -139,7 +139,34 @@ def load_dataset(cfg: dict) -> DataBundle:
                             y_train=bundle.y_train.to(torch.int64), y_test=bundle.y_test.to(torch.int64))
     if bundle.pool_size == 0:
         raise ConfigError(f"dataset={name!r}: the training pool is empty")
+    check_pool(bundle, f"dataset={name!r}")
     return bundle
+
+
+def check_pool(bundle: DataBundle, where: str) -> None:
+    """The data as loaded (or as labeled) is something an EMC can be measured on, else ConfigError:
+    labels are integers in [0, num_classes) in the pool and the test split, the pool holds at least 2
+    classes, inputs are finite. (A generated set's cache is also checked by its loader: embedded.py.)"""
+    c = int(bundle.num_classes)
+    for split, y in (("training pool", bundle.y_train), ("test split", bundle.y_test)):
+        if y.numel() == 0:
+            continue
+        if y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise ConfigError(f"{where}: the {split}'s labels are {y.dtype}, not class indices")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= c:
+            raise ConfigError(f"{where}: the {split} has labels in {lo}..{hi}, outside the {c} classes "
+                              f"0..{c - 1}; the data or its cache is not what the loader expects")
+    counts = torch.bincount(bundle.y_train.cpu(), minlength=max(c, 1))
+    present = int((counts > 0).sum())
+    if c < 2 or present < 2:
+        only = int(counts.argmax())
+        name = bundle.class_names[only] if bundle.class_names and only < len(bundle.class_names) else str(only)
+        raise ConfigError(f"{where}: the training pool holds a single class ({name!r}: all {bundle.pool_size} "
+                          f"samples), so any model fits it; an EMC needs at least 2 classes (check the data, "
+                          f"its label column, dataset.classes or dataset.num_classes)")
+    if not bool(torch.isfinite(bundle.x_train).all()):
+        raise ConfigError(f"{where}: the training pool has NaN or infinite inputs")
 
 
 def apply_labeling(bundle: DataBundle, cfg: dict) -> DataBundle:
@@ -150,4 +177,5 @@ def apply_labeling(bundle: DataBundle, cfg: dict) -> DataBundle:
     fn = LABELINGS.get(name)
     out = fn(bundle, generator(derive_seed(seed, 104729)), **cfg)
     out.meta = dict(out.meta, labeling=name)
+    check_pool(out, f"labeling={name!r}")
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import require
+from ..errors import ConfigError, require
 from .base import DATASETS, DataBundle
 
 
@@ -18,6 +18,41 @@ def cache_dir() -> Path:
     """Where generated data is cached: $FLEXNET_CACHE, else ~/.cache/flexnet."""
     root = os.environ.get("FLEXNET_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "flexnet")
     return Path(root)
+
+
+CACHED_TENSORS = ("x", "y", "x_test", "y_test")
+# mnist1d's classes are balanced by construction: a cache whose class counts leave [1/4, 3] x the fair
+# share of any class is not what the generator made
+BALANCE = (0.25, 3.0)
+
+
+def _digest(d: dict) -> str:
+    h = hashlib.sha256()
+    for k in CACHED_TENSORS:
+        t = d[k].contiguous().cpu()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _verify_cache(path: Path, d: dict) -> None:
+    """A cached generated set is the one generated: its recorded checksum (caches written since it is
+    recorded) or, for an older cache, its class histogram; else one line naming the file."""
+    fix = f"delete {path} and it is generated again"
+    want = d.get("sha256")
+    if isinstance(want, str):
+        if _digest(d) != want:
+            raise ConfigError(f"FLEXNET_CACHE: {path} does not match its recorded checksum (edited or corrupted); "
+                              f"{fix}")
+        return
+    for split in ("y", "y_test"):
+        y = d[split]
+        counts = torch.bincount(y.clamp(0, 9), minlength=10) if y.numel() else torch.zeros(10)
+        fair = y.numel() / 10
+        if fair >= 20 and (int(y.min()) < 0 or int(y.max()) > 9 or counts.min() < BALANCE[0] * fair
+                          or counts.max() > BALANCE[1] * fair):
+            raise ConfigError(f"FLEXNET_CACHE: {path} has class counts {counts.tolist()} in {split!r}, not the "
+                              f"generator's balanced classes; {fix}")
 
 
 @DATASETS.register("mnist1d")
@@ -37,6 +72,8 @@ def mnist1d(num_samples: int = 40000, train_split: float = 0.9, generator_seed: 
     args.pop("url", None)
     key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"mnist1d-{key}.pt"
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"FLEXNET_CACHE: {path} is not a file; move it away (the data is generated again)")
     if path.exists():
         try:
             d = torch.load(path, weights_only=True)
@@ -63,10 +100,12 @@ def mnist1d(num_samples: int = 40000, train_split: float = 0.9, generator_seed: 
             "x_test": torch.as_tensor(raw["x_test"], dtype=torch.float32),
             "y_test": torch.as_tensor(raw["y_test"], dtype=torch.int64),
         }
+        d["sha256"] = _digest(d)  # verified whenever the cache is read
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(d, tmp)
         os.replace(tmp, path)
+    _verify_cache(path, d)
     return DataBundle("mnist1d", d["x"], d["y"], d["x_test"], d["y_test"], num_classes=10,
                       class_names=[str(i) for i in range(10)])
 

@@ -23,8 +23,8 @@ class DatasetBase(Schema):
     seed: int = 0
 
     def check(self) -> None:
-        need(self.classes is None or len(self.classes) >= 1, "classes", self.classes,
-             "must be a non-empty list of class names or indices, or null")
+        need(self.classes is None or len(self.classes) >= 2, "classes", self.classes,
+             "must list at least 2 class names or indices (one class fits any model: no EMC), or null")
         at_least(self, 2, "num_classes")
         at_least(self, 1, "max_pool_size", "max_test_size")
         r = self.resolution
