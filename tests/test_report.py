@@ -253,7 +253,7 @@ def test_cli_by_key_and_errors(sweep, tmp_path):
     cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--by", "labeling", "seed",
                          "--out", str(out), "--bootstrap", "50"], capture_output=True, text=True, env=env)
     assert cp.returncode == 0, cp.stderr
-    assert "unfinished" in cp.stdout and "unreadable" in cp.stdout
+    assert "unfinished" in cp.stdout and "flexnet.report: warning: skipped" in cp.stderr
     groups = {g["group"] for g in _read_csv(out / "groups.csv")}
     assert groups == {f"labeling={l}, seed={s}" for l in ("semantic", "random_labels") for s in (0, 1)}
     cp = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--by", "nope"],

@@ -64,12 +64,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--wandb-mode", default="auto", choices=["auto", "online", "offline", "disabled"])
     args = ap.parse_args(argv)
     col_preview = collect(args.dirs)
+    for p, e in col_preview.broken:  # one line per job left out, naming it; the others are reported
+        print(f"flexnet.report: warning: skipped {p}: {e}", file=sys.stderr)
     if not col_preview.jobs:
         print("flexnet.report: no readable emc.json under " + ", ".join(map(str, args.dirs)), file=sys.stderr)
         for p in col_preview.unfinished:
             print(f"  unfinished: {p}", file=sys.stderr)
-        for p, e in col_preview.broken:
-            print(f"  unreadable: {p}: {e}", file=sys.stderr)
         return 1
     by = None
     if args.by is not None:
@@ -94,8 +94,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"  Pearson r (EMC increase vs generalization gap) = {gen['r']:.3f} over {len(gen['points'])} pairs")
     for p in rep.collection.unfinished:
         print(f"  unfinished (no emc.json): {p}")
-    for p, e in rep.collection.broken:
-        print(f"  unreadable: {p}: {e}")
     if args.wandb:
         upload_wandb(rep, args.dirs, args.wandb_project, args.wandb_entity, args.wandb_group, args.wandb_mode)
     return 0

@@ -98,7 +98,44 @@ def _flat_config(cfg: dict) -> dict:
 
 def _skip(p: Path, root: Path) -> bool:
     parts = p.relative_to(root).parts[:-1]
-    return any(x == REPORT_DIR or x == "wandb" or x.startswith(".") for x in parts)
+    return any(x == REPORT_DIR or x == "wandb" or x.startswith((".", "replaced-")) for x in parts)
+
+
+def _number(v: Any, lo: float = 0.0) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= lo
+
+
+def _size(v: Any) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+
+
+def check_result(res: Any) -> Optional[str]:
+    """Why an emc.json cannot be a row of the report (None: it can): the fields the report reads, with
+    their types and ranges (an edited or corrupted file is skipped with a warning, never a crash)."""
+    if not isinstance(res, dict):
+        return f"not a JSON object ({type(res).__name__})"
+    if not (isinstance(res.get("emc"), int) and not isinstance(res.get("emc"), bool) and res["emc"] >= 0):
+        return f"emc={res.get('emc')!r} is not an integer >= 0"
+    params = res.get("params")
+    if not isinstance(params, dict) or not any(_number(params.get(k)) for k in ("actual", "target")):
+        return f"params={params!r} holds no parameter count"
+    for k in ("actual", "target"):
+        if params.get(k) is not None and not _number(params[k]):
+            return f"params.{k}={params[k]!r} is not a number >= 0"
+    br = res.get("bracket")
+    if br is not None and not (isinstance(br, dict) and _size(br.get("fitted")) and _size(br.get("failed"))):
+        return f"bracket={br!r} is not {{fitted, failed}} sizes"
+    for k in ("seconds", "fits", "cost_sample_epochs", "emc_mean", "emc_se", "num_classes"):
+        if res.get(k) is not None and not _number(res[k]):
+            return f"{k}={res[k]!r} is not a number >= 0"
+    if res.get("config") is not None and not isinstance(res["config"], dict):
+        return f"config={res['config']!r} is not a mapping"
+    trials = res.get("trials")
+    if trials is not None:
+        if not isinstance(trials, list) or not all(isinstance(t, dict) and _size(t.get("trial")) and t.get("trial")
+                                                   is not None and _size(t.get("emc")) for t in trials):
+            return "trials is not a list of {trial, emc, ...} records"
+    return None
 
 
 def _trial_jobs(path: Path, res: dict) -> list[Job]:
@@ -134,8 +171,9 @@ def collect(dirs: Iterable[Path]) -> Collection:
             finished.add(p.parent.resolve())
             try:
                 res = json.loads(p.read_text())
-                if not isinstance(res, dict) or "emc" not in res or "params" not in res:
-                    raise ValueError("missing 'emc' or 'params'")
+                why = check_result(res)
+                if why:
+                    raise ValueError(why)
             except (ValueError, OSError) as e:
                 col.broken.append((p, str(e).splitlines()[0] if str(e) else type(e).__name__))
                 continue
