@@ -172,7 +172,7 @@ def test_shuffled_pixels_differ_per_sample(digits):
     ramp = torch.arange(64, dtype=torch.float32).repeat(50, 1)
     from flexnet.data import DataBundle
 
-    b = DataBundle("ramp", ramp.reshape(50, 1, 8, 8), torch.zeros(50, dtype=torch.int64), ramp[:1].reshape(1, 1, 8, 8),
+    b = DataBundle("ramp", ramp.reshape(50, 1, 8, 8), torch.arange(50) % 2, ramp[:1].reshape(1, 1, 8, 8),
                    torch.zeros(1, dtype=torch.int64), num_classes=2)
     perms = lab(b, "shuffled_pixels", seed=7).x_train.reshape(50, 64).long()
     assert len({tuple(p.tolist()) for p in perms}) == 50

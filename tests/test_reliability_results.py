@@ -248,9 +248,11 @@ def test_every_key_outside_the_allowlist_counts(tmp_path):
     but the result-neutral ones, except an extension (train.caps extended, search.trials increased)."""
     from flexnet import outdir as od
     from flexnet.errors import ConfigError
-    from flexnet.records import RESULT_NEUTRAL_KEYS, result_hash
+    from flexnet.records import ATTEMPT_NEUTRAL_KEYS, RESULT_NEUTRAL_KEYS, result_hash
 
     attempt_neutral = ("search.trials", "search.trial_workers", "search.growth", "train.caps")
+    assert set(ATTEMPT_NEUTRAL_KEYS) == set(attempt_neutral)  # short and explicit: widening it is a decision
+    assert set(RESULT_NEUTRAL_KEYS) == {"logger", "threads", "hydra", "curve", "progress"}
 
     def neutral(k: str) -> bool:
         return any(k == n or k.startswith(n + ".") for n in RESULT_NEUTRAL_KEYS)
@@ -377,3 +379,54 @@ def test_sweep_jobs_die_with_their_parent_and_resume_cleanly(tmp_path, how):
     assert r.returncode == 0, r.stderr[-3000:]
     for j in ("0", "1"):
         assert (sweep / j / "emc.json").exists() and not (sweep / j / "error.txt").exists()
+
+
+# ------------------------------------------------------------------ the journal: records not taken on trust
+
+def test_journal_records_are_checked_field_by_field(tmp_path, capsys):
+    """A hand-written line without train_acc, a duplicated JSON key, seconds 1e300, epochs -5, steps
+    "many", a bad rung, cap_steps 0: none is replayed; each is set aside with its reason."""
+    from flexnet.records import Journal
+
+    good = {"n": 16, "attempt": 0, "status": "fitted", "fitted": True, "train_acc": 1.0, "seconds": 0.5,
+            "epochs": 5, "steps": 40, "cost": 80.0, "cap_steps": 5000, "fitted_step": 40, "resumed_from_step": None,
+            "rungs": [{"cap": 5000, "step": 40, "train_acc": 1.0, "train_loss": 0.01}], "code_hash": None,
+            "config_hash": "h"}
+    bad = [({k: v for k, v in good.items() if k != "train_acc"}, "train_acc"),
+           ({**good, "seconds": 1e300}, "seconds"),
+           ({**good, "epochs": -5}, "epochs"),
+           ({**good, "steps": "many"}, "steps"),
+           ({**good, "cap_steps": 0}, "cap_steps"),
+           ({**good, "fitted_step": -1}, "fitted_step"),
+           ({**good, "rungs": [{"cap": 5000, "step": 40, "train_acc": 2.0}]}, "rungs"),
+           ({**good, "code_hash": 5}, "code_hash")]
+    lines = [json.dumps(good)] + [json.dumps({**r, "n": 32 + i}) for i, (r, _) in enumerate(bad)]
+    lines.append(json.dumps({**good, "n": 99}).replace('"n": 99', '"n": 99, "n": 4'))  # duplicated key
+    (tmp_path / "fits.jsonl").write_text("\n".join(lines) + "\n")
+    j = Journal(tmp_path / "fits.jsonl", "h")
+    assert set(j.replayed) == {(0, 16, 0)}
+    reasons = [why for _, why in j.rejected]
+    assert len(reasons) == len(bad) + 1
+    for why, (_, key) in zip(reasons, bad):
+        assert key in why, (key, why)
+    assert "appears twice" in reasons[-1]
+
+
+def test_a_full_disk_leaves_no_partial_journal_line(tmp_path):
+    """Appends under a 2 kB file-size limit (what a full disk does to a write): the one that does not fit
+    raises OSError naming the journal and leaves the file ending on a whole record."""
+    code = f"""
+import resource, json
+from flexnet.records import Journal
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+j = Journal({str(tmp_path / 'fits.jsonl')!r}, "h")
+try:
+    for n in range(1, 100):
+        j.append({{"n": n, "attempt": 0, "status": "failed", "train_acc": 0.5, "pad": "x" * 150}})
+except OSError as e:
+    print("ERR", e.filename, e.strerror)
+"""
+    p = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert p.stdout.startswith("ERR") and "fits.jsonl" in p.stdout, (p.stdout, p.stderr)
+    raw = (tmp_path / "fits.jsonl").read_bytes()
+    assert raw.endswith(b"\n") and all(json.loads(l)["n"] for l in raw.splitlines())

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -27,6 +28,10 @@ CURVE_FILE = "curve.jsonl"  # per-epoch learning curves (search=fixed, or curve=
 # config keys that cannot change a result: left out of the journal's config hash, and never a
 # grouping key of the report (which also ignores `device`: it can change the last bits, not the experiment)
 RESULT_NEUTRAL_KEYS = ("logger", "threads", "hydra", "curve", "progress")
+# keys that cannot change any single attempt, so the journal hash leaves them out (attempts replay across
+# them) -- but they change the result: a finished emc.json is not replaced by a run that differs in one
+# (outdir.check_claim), except by an extension (train.caps extended, search.trials increased)
+ATTEMPT_NEUTRAL_KEYS = ("search.trials", "search.trial_workers", "search.growth", "train.caps")
 RESULT_FILE = "emc.json"
 
 
@@ -67,8 +72,9 @@ def result_hash(cfg: dict) -> str:
         if cfg["train"].get("policy", "converge") != "converge" and cfg["train"]["caps"] is not None:
             train["caps_fixed"] = cfg["train"]["caps"]
         result_cfg["train"] = train
+    search_neutral = [k.split(".", 1)[1] for k in ATTEMPT_NEUTRAL_KEYS if k.startswith("search.")]
     result_cfg["search"] = {k: v for k, v in cfg["search"].items()
-                            if k not in ("trials", "trial_workers", "growth") and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
+                            if k not in search_neutral and not (k in _HASH_DEFAULTS and v == _HASH_DEFAULTS[k])}
     return config_hash(result_cfg)
 
 
@@ -81,9 +87,49 @@ def _int(v: Any, lo: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
 
+def _num(v: Any, lo: float = 0.0, hi: float = math.inf) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+
+# plausible ceilings of a journalled attempt (far above anything real, far below a planted 1e300)
+MAX_SECONDS = 1e8        # ~3 years
+MAX_COST = 1e15          # sample-epochs
+# field -> (check, what is allowed); None is allowed for every field listed here (json_safe writes
+# NaN and inf as null); a field absent from the record is not checked
+_FIELDS: dict = {
+    "seed": (lambda v: _int(v, 0), "an integer >= 0"),
+    "train_loss": (lambda v: _num(v), "a finite number >= 0"),
+    "test_acc": (lambda v: _num(v, 0, 1), "an accuracy in [0, 1]"),
+    "test_loss": (lambda v: _num(v), "a finite number >= 0"),
+    "epochs": (lambda v: _int(v, 0), "an integer >= 0"),
+    "steps": (lambda v: _int(v, 0), "an integer >= 0"),
+    "seconds": (lambda v: _num(v, 0, MAX_SECONDS), f"a number of seconds in [0, {MAX_SECONDS:g}]"),
+    "check_seconds": (lambda v: _num(v, 0, MAX_SECONDS), f"a number of seconds in [0, {MAX_SECONDS:g}]"),
+    "cost": (lambda v: _num(v, 0, MAX_COST), f"a number of sample-epochs in [0, {MAX_COST:g}]"),
+    "extensions": (lambda v: _int(v, 0), "an integer >= 0"),
+    "grad_norm": (lambda v: _num(v), "a finite number >= 0"),
+    "lanczos_iters": (lambda v: _int(v, 0), "an integer >= 0"),
+    "cap_steps": (lambda v: _int(v, 1), "an integer >= 1"),
+    "fitted_step": (lambda v: _int(v, 0), "an integer >= 0"),
+    "fitted_epoch": (lambda v: _int(v, 0), "an integer >= 0"),
+    "resumed_from_step": (lambda v: _int(v, 0), "an integer >= 0"),
+    "code_hash": (lambda v: isinstance(v, str), "a string"),
+    "config_hash": (lambda v: isinstance(v, str), "a string"),
+    "stop_reason": (lambda v: isinstance(v, str), "a string"),
+    "plateaued": (lambda v: isinstance(v, bool), "true or false"),
+    "stacked": (lambda v: _int(v, 1), "an integer >= 1"),
+}
+
+
+def _rung(r: Any) -> bool:
+    return (isinstance(r, dict) and _int(r.get("cap"), 1) and _int(r.get("step"), 0)
+            and _num(r.get("train_acc"), 0, 1) and (r.get("train_loss") is None or _num(r.get("train_loss"))))
+
+
 def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
-    """Why a journal record cannot be replayed (None: it can). Shape, types, and the status
-    against the record's own accuracy (an edited status that contradicts train_acc is not trusted)."""
+    """Why a journal record cannot be replayed (None: it can): its shape, the type and range of every
+    field it carries (_FIELDS, `rungs`), `train_acc` present, and the status against the record's own
+    accuracy (an edited status that contradicts train_acc is not trusted)."""
     if not isinstance(rec, dict):
         return f"not a JSON object ({type(rec).__name__})"
     for key, lo in (("n", 1), ("attempt", 0)):
@@ -94,13 +140,24 @@ def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
     status = rec.get("status")
     if status not in STATUSES:
         return f"status={status!r} is not one of {', '.join(STATUSES)}"
+    if "train_acc" not in rec:
+        return "no train_acc (every attempt records its accuracy on the subset)"
     acc = rec.get("train_acc")
-    if acc is not None and not (isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1):
+    if acc is None and status not in ("diverged", "degenerate"):
+        return f"train_acc=None on a {status} attempt (only a diverged or degenerate one has no accuracy)"
+    if acc is not None and not _num(acc, 0, 1):
         return f"train_acc={acc!r} is not an accuracy in [0, 1]"
-    for key in ("cost", "seconds"):
+    for key, (ok, allowed) in _FIELDS.items():
         v = rec.get(key)
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
-            return f"{key}={v!r} is not a number >= 0"
+        if v is not None and not ok(v):
+            return f"{key}={v!r} is not {allowed}"
+    for key in ("min_eig", "max_eig", "trace"):
+        v = rec.get(key)
+        if v is not None and not _num(v, -math.inf):
+            return f"{key}={v!r} is not a finite number"
+    rungs = rec.get("rungs")
+    if rungs is not None and not (isinstance(rungs, list) and all(_rung(r) for r in rungs)):
+        return "rungs is not a list of {cap, step, train_acc, train_loss} records"
     fitted = rec.get("fitted")
     if fitted is not None and fitted is not (status == "fitted"):
         return f"status={status!r} contradicts fitted={fitted!r}"
@@ -108,6 +165,24 @@ def check_record(rec: Any, fit_threshold: float = 1.0) -> Optional[str]:
         if (status == "fitted") != (acc >= fit_threshold - 1e-12):
             return f"status={status!r} contradicts train_acc={acc} (fit threshold {fit_threshold})"
     return None
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    seen: dict = {}
+    for k, v in pairs:
+        if k in seen:
+            raise DuplicateKey(f"key {k!r} appears twice (which one was meant cannot be known)")
+        seen[k] = v
+    return seen
+
+
+def loads_record(line: Any) -> Any:
+    """json.loads that refuses a duplicated key (plain json keeps the last one silently)."""
+    return json.loads(line, object_pairs_hook=_no_duplicates)
 
 
 def _reach(rec: dict) -> tuple[int, int]:
@@ -152,8 +227,10 @@ class Journal:
                 continue
             text = line.decode("utf-8", errors="replace")
             try:
-                rec = json.loads(line)
+                rec = loads_record(line)
                 why = check_record(rec, self.fit_threshold)
+            except DuplicateKey as e:
+                rec, why = None, str(e)
             except ValueError:
                 rec, why = None, ("cut short (a kill mid-write)" if i == len(lines) and not raw.endswith(b"\n")
                                   else "not valid JSON")
@@ -211,8 +288,20 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:  # one whole line or none: a short or failed write (disk full, a file-size limit) is undone
+                done = os.write(fd, data)
+                if done != len(data):
+                    raise OSError(errno.ENOSPC, f"only {done} of {len(data)} bytes written", str(self.path))
+                os.fsync(fd)
+            except OSError as e:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                if not e.filename:
+                    e.filename = str(self.path)
+                raise
         finally:
             os.close(fd)
 
