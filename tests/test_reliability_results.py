@@ -430,3 +430,20 @@ except OSError as e:
     assert p.stdout.startswith("ERR") and "fits.jsonl" in p.stdout, (p.stdout, p.stderr)
     raw = (tmp_path / "fits.jsonl").read_bytes()
     assert raw.endswith(b"\n") and all(json.loads(l)["n"] for l in raw.splitlines())
+
+
+@pytest.mark.slow  # one finished run, then the report: ~15 s
+def test_report_skips_a_malformed_emc_json_with_one_warning(tmp_path):
+    sweep = tmp_path / "sweep"
+    p = run_cli([*FAST, f"hydra.run.dir={sweep / '0'}"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    good = json.loads((sweep / "0" / "emc.json").read_text())
+    for j, edit in (("1", {"bracket": 5}), ("2", {"emc": float("nan")})):
+        (sweep / j).mkdir()
+        (sweep / j / "emc.json").write_text(json.dumps({**good, **edit}))
+    r = subprocess.run([sys.executable, "-m", "flexnet.report", str(sweep), "--out", str(tmp_path / "rep"),
+                        "--bootstrap", "20"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    warn = [l for l in r.stderr.splitlines() if l.startswith("flexnet.report: warning: skipped")]
+    assert len(warn) == 2 and any(str(sweep / "1") in w and "bracket" in w for w in warn), r.stderr
+    assert "1 job(s)" in r.stdout and (tmp_path / "rep").is_dir()

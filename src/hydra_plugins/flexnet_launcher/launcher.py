@@ -216,11 +216,9 @@ class _FlexnetLauncher(BaseSubmititLauncher):
 
             failed = [str(r._return_value).split("job ", 1)[-1] for r in results
                       if r is not None and r.status != JobStatus.COMPLETED]
-            err = JobsFailed(failed, len(results), str(sweep_dir))
-            for r in results:  # Hydra's sweeper raises the first failed job's value: the whole story, once
-                if r is not None and r.status != JobStatus.COMPLETED:
-                    r.return_value = err
-            log.error(str(err))
+            # raised here, not left to Hydra's sweeper (which logs "Error executing job ..." and raises
+            # the first failed job's value): the whole story once, as one line (flexnet.__main__.cli)
+            raise JobsFailed(failed, len(results), str(sweep_dir))
         else:
             log.info(f"all {len(results)} jobs finished; results in {sweep_dir}")
 
