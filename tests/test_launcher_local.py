@@ -57,21 +57,39 @@ def test_local_sweep_runs_at_most_two_jobs_at_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_failing_job_is_reported_with_its_log_and_others_still_shown(tmp_path):
-    # scaling.params=-5 is rejected by the job (ConfigError -> exit 2); the other job must still finish
+def test_failing_job_is_reported_with_its_log_and_others_still_shown(tmp_path, monkeypatch):
+    # a bad value is refused before any job starts (flexnet.preflight): one line, exit 2, nothing run
     r = _sweep(tmp_path, "scaling.params=300,-5")
+    assert r.returncode == 2 and r.stderr.strip().startswith("flexnet: error: scaling.params=-5"), r.stderr[-3000:]
+    assert not (tmp_path / "sweep" / "0").exists()
+    # a job that fails inside its process (its data cache edited: every label 0) is reported with its log;
+    # the other job still finishes, and the sweep ends with one line
+    import torch
+
+    from flexnet.data import load_dataset
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FLEXNET_CACHE", str(cache))
+    load_dataset({"name": "mnist1d", "num_samples": 1300})
+    (f,) = cache.glob("mnist1d-*.pt")
+    d = torch.load(f, weights_only=True)
+    d.pop("sha256")
+    d["y"] = torch.zeros_like(d["y"])
+    torch.save(d, f)
+    r = _sweep(tmp_path, "dataset.num_samples=1200,1300", "scaling.params=choice(300)")
     log = r.stdout + r.stderr
-    assert r.returncode != 0, log[-3000:]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, log[-3000:]
     good = json.loads((tmp_path / "sweep" / "0" / "emc.json").read_text())
     assert f"EMC = {good['emc']}" in log
-    failed_lines = [ln for ln in log.splitlines() if "#1 scaling.params=-5" in ln and "FAILED" in ln]
+    failed_lines = [ln for ln in log.splitlines() if "#1 dataset.num_samples=1300" in ln and "FAILED" in ln]
     assert failed_lines, log[-3000:]
-    assert "1 of 2 jobs failed" in log
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("flexnet: error: 1 of 2 jobs of the sweep failed"), r.stderr[-3000:]
     # the error names the job's log file, which exists and holds the job's own error message
     err_logs = [Path(tok) for ln in log.splitlines() if "log: " in ln
                 for tok in [ln.split("log: ", 1)[1].split()[0]]]
     assert err_logs and all(p.exists() for p in err_logs), log[-3000:]
-    assert any("scaling.params" in p.read_text() for p in err_logs)
+    assert any("class counts" in p.read_text() for p in err_logs)
     assert (tmp_path / "sweep" / "1" / "error.txt").exists()
 
 
