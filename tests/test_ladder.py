@@ -157,3 +157,25 @@ def test_a_journal_written_by_other_code_is_refused_unless_accepted(tmp_path):
         _job(out, [30])
     again = run_job(compose([*JOB, "train.caps=[30]"]), out, accept_code_change=True)
     assert again["replayed_attempts"] == len(lines)
+
+
+def test_report_shows_emc_against_the_cap_per_series(tmp_path):
+    """Two seeds on the ladder: the report's table lists each rung's mean EMC, its jobs, whether every job
+    was budget-stable there, and draws the EMC(C) figure; a job's row carries its EMC by cap."""
+    from flexnet.analysis.build import build_report, write_report
+    from flexnet.analysis.figures import LADDER_FIGURE
+
+    sweep = tmp_path / "sweep"
+    res = [_job(sweep / str(k), [30, 60], f"seed={k}") for k in range(2)]
+    rep = write_report(build_report([sweep], out=tmp_path / "rep", n_boot=50))
+    (name, pts), = rep.ladder.items()
+    assert [p["cap"] for p in pts] == [30, 60] and all(p["jobs"] == 2 for p in pts)
+    for k, p in enumerate(pts):
+        assert p["emc"] == pytest.approx(sum(r["emc_by_cap"][k]["emc"] for r in res) / 2)
+    assert pts[0]["budget_stable"] is None
+    assert pts[1]["budget_stable"] == all(r["budget_stable"] for r in res)
+    assert (tmp_path / "rep" / LADDER_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "rep" / "emc.md").read_text()
+    assert "EMC against the cap (the ladder" in md
+    row = next(r for r in rep.rows if r["job"].endswith("0"))
+    assert row["emc_by_cap"] == " ".join(f"{b['cap_steps']}:{b['emc']}" for b in res[0]["emc_by_cap"])

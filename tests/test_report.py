@@ -316,7 +316,7 @@ def test_budget_sweep_report_draws_emc_against_the_cap(tmp_path):
 
     for policy in ("converge", "fixed"):
         for num, cap in enumerate((40, 160)):
-            cfg = compose(TINY + ["labeling=random_labels", "train.epochs=1", f"train.min_steps={cap}",
+            cfg = compose(TINY + ["labeling=random_labels", "train.caps=null", "train.epochs=1", f"train.min_steps={cap}",
                                   f"train.policy={policy}", "search.max_attempts=2", "convergence.hessian=false"])
             run_job(cfg, tmp_path / policy / str(num))
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/*/emc.json"))]

@@ -15,7 +15,7 @@ from .collect import REPORT_DIR, Collection, Job, collect
 from .double_descent import INTERPOLATION_TOL, double_descent_summary, emc_line
 from .figures import draw_figures
 from .labels import group_label, series_keys, short_label, varying_keys
-from .stats import CAP_KEY, by_size, cap_series, fit_power_law, generalization_pairs, mean_log_emc, mean_se
+from .stats import CAP_KEY, by_size, cap_series, fit_power_law, generalization_pairs, ladder_series, mean_log_emc, mean_se
 from .tables import write_markdown, write_tables
 
 
@@ -34,6 +34,7 @@ class Report:
     figure_text: dict = field(default_factory=dict)   # figure name -> its title, legend entries, x tick labels
     double_descent: dict = field(default_factory=dict)  # group -> threshold, peak, EMC line (search=fixed jobs)
     cap: Optional[dict] = None  # CAP_KEY swept: series -> EMC against the cap (cap_series)
+    ladder: Optional[dict] = None  # jobs on a ladder of caps: series -> EMC against the cap (ladder_series)
 
 
 def _row(job: Job, swept: list[str], root: Path) -> dict:
@@ -56,6 +57,10 @@ def _row(job: Job, swept: list[str], root: Path) -> dict:
         "bracket_failed": br.get("failed"),
         "lower_bound": r.get("lower_bound"),
         "converged": r.get("converged"),
+        "emc_cap_steps": r.get("emc_cap_steps"),
+        "emc_by_cap": " ".join(f"{b.get('cap_steps')}:{b.get('emc')}" for b in r.get("emc_by_cap") or [])
+        if isinstance(r.get("emc_by_cap"), list) else None,
+        "budget_stable": r.get("budget_stable"),
         "fits": r.get("fits"),
         "unverified": r.get("unverified"),
         "diverged": r.get("diverged"),
@@ -153,6 +158,7 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
     rep.double_descent = _double_descent(groups, interpolation_tol, emc_dirs, emc_params, notes)
     if CAP_KEY in swept:
         rep.cap = cap_series(jobs, swept)
+    rep.ladder = ladder_series(jobs, swept) or None
     return rep
 
 

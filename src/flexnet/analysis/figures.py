@@ -18,7 +18,8 @@ from .stats import by_size
 if TYPE_CHECKING:
     from .build import Report
 
-CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept, as in the emc_budget preset
+CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept (the pre-ladder emc_budget preset)
+LADDER_FIGURE = "emc_by_cap.png"  # drawn when jobs ran a ladder of caps (train.caps): one panel per series
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
 
@@ -32,6 +33,8 @@ def draw_figures(rep: Report) -> P.Figures:
         if rep.cap is not None:
             _fig_emc_vs_cap(rep, figs)
         _fig_log_emc(rep, emc_groups, colors, figs)
+    if rep.ladder:
+        _fig_emc_by_cap(rep, figs)
     if rep.generalization.get("points"):
         _fig_generalization(rep, figs)
     fixed = {n: g for n, g in rep.groups.items() if any(j.search == "fixed" for j in g["jobs"])}
@@ -60,7 +63,7 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: P.Figures)
         ci = f" [{pl.b_lo:.2f}, {pl.b_hi:.2f}]" if pl and math.isfinite(pl.b_lo) else ""
         label = g["label"] + (f"  (b={pl.b:.2f}{ci})" if pl else "")
         ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3, label=label)
-        P.converged_markers(ax, x, y, [s["converged"] for s in pts], colors[name])
+        P.converged_markers(ax, x, y, [s["budget_stable"] for s in pts], colors[name])
         if pl:
             xx = np.geomspace(x.min(), x.max(), 50)
             ax.plot(xx, pl.a * xx ** pl.b, "--", color=colors[name], lw=1, alpha=0.7)
@@ -80,7 +83,7 @@ def _fig_emc_vs_params(rep: Report, groups: dict, colors: dict, figs: P.Figures)
                         label=f"2-layer ReLU construction, n = (p - d)/2, d = {d}")
         ax.set_ylim(min(ys_all) / 2, max(max(ys_all), max(xs_all)) * 1.5)
     P.finish_loglog(fig, ax, rep, figs, "emc_vs_params.png", "parameters", "EMC (largest n fitted)",
-                    "EMC against parameter count (mean ± SE over seeds; hollow: not converged)")
+                    "EMC against parameter count (mean ± SE over seeds; hollow: not budget-stable)")
 
 
 def _fig_emc_vs_cap(rep: Report, figs: P.Figures) -> None:
@@ -95,6 +98,39 @@ def _fig_emc_vs_cap(rep: Report, figs: P.Figures) -> None:
     P.finish_loglog(fig, ax, rep, figs, CAP_FIGURE, "cap (train.min_steps): converge = safety cap, fixed = "
                     "schedule length", "EMC", "EMC against the step budget (filled: converged EMC, hollow: not)",
                     xbase=2)
+
+
+def _fig_emc_by_cap(rep: Report, figs: P.Figures) -> None:
+    """A small EMC(C) panel per series: EMC at each rung of the ladder (mean ± SE over jobs), filled
+    where every job was budget-stable at that rung, hollow where EMC still grew with the cap."""
+    series = rep.ladder
+    k = len(series)
+    cols = min(3, k)
+    rows = -(-k // cols)
+    plt = P.pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.5, 3.0 * rows + 0.9), layout="constrained",
+                             squeeze=False)
+    colors = P.palette(series)
+    for ax, (name, pts) in zip(axes.flat, series.items()):
+        x = np.array([p["cap"] for p in pts], dtype=float)
+        y = np.array([p["emc"] for p in pts])
+        err = np.array([P.error_bar(p["emc_se"], p["jobs"]) for p in pts])
+        ax.errorbar(x, y, yerr=err, fmt="-", color=colors[name], capsize=3)
+        # the first rung has nothing below it to be stable against: drawn filled
+        P.converged_markers(ax, x, y, [p["budget_stable"] is not False for p in pts], colors[name])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{c / 1000:g}k" if c >= 1000 else f"{c:g}" for c in x], fontsize=7)
+        ax.set_title(name, fontsize=8)
+        ax.grid(True, which="both", alpha=0.2)
+    for ax in list(axes.flat)[k:]:
+        ax.set_visible(False)
+    fig.supxlabel("cap (optimizer steps)", fontsize=9)
+    fig.supylabel("EMC", fontsize=9)
+    fixed = P.fixed_settings(rep.collection.jobs)
+    fig.suptitle("EMC(C) on the ladder of caps (mean ± SE; hollow: grew by more than the resolution over the rung "
+                 "below)" + (f"\n{fixed}" if fixed else ""), fontsize=9)
+    P.save(fig, rep.out / LADDER_FIGURE, figs)
 
 
 def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> None:

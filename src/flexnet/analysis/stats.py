@@ -86,6 +86,7 @@ def by_size(jobs: list[Job]) -> list[dict]:
         tr_m, tr_se = mean_se(tr)
         out.append({"target": t, "params": float(np.mean([j.params for j in js])), "emc": emc_m, "emc_se": emc_se,
                     "converged": all(j.result.get("converged") is True for j in js),
+                    "budget_stable": all(j.result.get("budget_stable") is True for j in js),
                     "test_error": te_m, "test_error_se": te_se, "train_error": tr_m, "train_error_se": tr_se,
                     "jobs": len(js)})
     return out
@@ -173,5 +174,47 @@ def cap_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict
                         "converged": all(j.result.get("converged") is True for j in js),
                         "change": None if prev in (None, 0) else emc / prev - 1.0})
             prev = emc
+        out[name] = pts
+    return out
+
+
+def _rung_tolerance(job: Job, emc: float) -> float:
+    """How much EMC may grow from one rung to the next and count as budget-stable (summary.py's rule):
+    bisect's resolution x EMC (at least 1), linear's step, none for fixed."""
+    sc = job.config.get("search.name")
+    if sc == "linear":
+        return float(job.config.get("search.step") or 128)
+    if sc == "fixed":
+        return 0.0
+    return max(1.0, float(job.config.get("search.resolution") or 0.05) * emc)
+
+
+def ladder_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[dict]]":
+    """EMC against the cap read off each job's ladder (emc.json `emc_by_cap`, two rungs or more), per
+    series (every swept key but seeds) and parameter target: per rung the mean and SE of EMC over the
+    series' jobs, whether every job was budget-stable there (EMC grew by no more than the search's
+    resolution from the rung below; None at the first rung), and lower bounds."""
+    emc_jobs = [j for j in jobs if j.search != "fixed" and len(j.result.get("emc_by_cap") or []) >= 2]
+    keys = series_keys(emc_jobs, swept, ("seed", "search.trials"))
+    series: "OrderedDict[str, list[Job]]" = OrderedDict()
+    for j in sorted(emc_jobs, key=lambda j: (group_label(j, keys), j.target or 0)):
+        series.setdefault(short_label(j, keys) or "EMC", []).append(j)
+    out: "OrderedDict[str, list[dict]]" = OrderedDict()
+    for name, js in series.items():
+        by: dict = defaultdict(list)
+        for j in js:
+            rungs = j.result["emc_by_cap"]
+            for k, r in enumerate(rungs):
+                stable = None if k == 0 else (r["emc"] - rungs[k - 1]["emc"] <= _rung_tolerance(j, rungs[k - 1]["emc"])
+                                              and not r.get("lower_bound"))
+                by[r["cap_steps"]].append((r["emc"], stable, bool(r.get("lower_bound"))))
+        pts = []
+        for cap in sorted(c for c in by if c is not None):
+            v = by[cap]
+            m, se = mean_se([float(e) for e, _, _ in v])
+            st = [s for _, s, _ in v]
+            pts.append({"cap": cap, "emc": m, "emc_se": se, "jobs": len(v),
+                        "budget_stable": None if any(s is None for s in st) else all(st),
+                        "lower_bounds": sum(1 for _, _, lb in v if lb)})
         out[name] = pts
     return out

@@ -122,7 +122,7 @@ def write_markdown(rep: Report) -> None:
                          f"{bpp[0]:.3g}" if bpp else "", g["unverified"], g["converged"]])
         parts.append("## Groups\n\n" + _md_table(hdr, rows))
         cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
-                "converged", "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
+                "emc_cap_steps", "emc_by_cap", "budget_stable", "converged", "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
         parts.append("## Jobs\n\n" + _md_table(cols, [[_num(r.get(c)) for c in cols] for r in rep.rows]))
     if rep.cap is not None:
         lines = []
@@ -131,6 +131,17 @@ def write_markdown(rep: Report) -> None:
                        "" if p["change"] is None else f"{100 * p['change']:+.1f}%"] for p in pts]
         parts.append("## EMC against the cap\n\n" + _md_table(["series", CAP_KEY, "EMC", "converged",
                                                                "change from the previous cap"], lines))
+    if rep.ladder:
+        lines = []
+        for name, pts in rep.ladder.items():
+            lines += [[name, p["cap"], f"{p['emc']:.0f}", f"{p['emc_se']:.1f}" if math.isfinite(p["emc_se"]) else "",
+                       p["jobs"], {True: "yes", False: "no", None: ""}[p["budget_stable"]],
+                       p["lower_bounds"] or ""] for p in pts]
+        parts.append("## EMC against the cap (the ladder, train.caps)\n\nEach job's EMC at every rung of its "
+                     "ladder (emc.json `emc_by_cap`), mean and SE over the series' jobs; budget-stable: every "
+                     "job's EMC grew by no more than the search's resolution from the rung below.\n\n"
+                     + _md_table(["series", "cap (steps)", "EMC", "SE", "jobs", "budget-stable", "lower bounds"],
+                                 lines))
     gen = rep.generalization
     if gen.get("points"):
         r = gen["r"]

@@ -86,6 +86,10 @@ class Checks:
 
     def validate(self) -> None:
         require(int(self.patience) >= 1, "convergence.patience", self.patience, "must be an integer >= 1")
+        require(isinstance(self.rel_tol, (int, float)) and 0 < self.rel_tol < 1, "convergence.rel_tol",
+                self.rel_tol, "must lie in (0, 1) (relative improvement that still counts; 1e-3 by default)")
+        require(isinstance(self.smoothing, (int, float)) and 0 <= self.smoothing < 1, "convergence.smoothing",
+                self.smoothing, "must lie in [0, 1) (EMA factor of the epoch loss; 1 would freeze it)")
         require(self.min_eig <= 0, "convergence.min_eig", self.min_eig,
                 "must be <= 0 (the most negative Hessian eigenvalue tolerated, e.g. -1e-2)")
         require(isinstance(self.grad_tol, (int, float)) and self.grad_tol > 0, "convergence.grad_tol",

@@ -35,7 +35,7 @@ TOP_LEVEL: dict[str, tuple[Any, Any]] = {
     "progress": (Any, "auto"),
 }
 # launch directives, read by the entry point and removed before the job sees the config
-DIRECTIVES = ("fresh",)
+DIRECTIVES = ("fresh", "accept_code_change")
 
 
 def _register() -> None:
