@@ -50,6 +50,9 @@ def _trials_summary(s: Setup, ladders: list) -> dict:
     conv = [row["converged"] for row in rows]
     return {"trials": rows, "emc_mean": mean, "emc_se": sd / math.sqrt(len(emcs)),
             "trials_converged": sum(1 for c in conv if c),
+            # n50 over every trial's top-rung attempts: with several trials most sizes near the threshold
+            # have fits and failures, which one search alone rarely has
+            "n50_pooled": n50([(a.n, a.fitted) for r in runs for a in _rung_attempts(r)]),
             "total_fits": sum(row["fits"] for row in rows),
             "total_cost_sample_epochs": sum(row["cost_sample_epochs"] for row in rows)}
 
