@@ -30,7 +30,7 @@ from .search.ladder import read_off
 from .utils import derive_seed, generator, knobs, seeded_init
 
 if TYPE_CHECKING:
-    from .pipeline import Setup
+    from .job import Setup
 
 log = logging.getLogger("flexnet")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +17,7 @@ import torch
 from . import data as data_mod
 from .errors import ConfigError, require
 from .fit.spec import Recipe, budget_from_config as build_budget, checks_from_config as build_checks
+from .job import Setup
 from .loggers import make_logger
 from .models import plan_model
 from .optim import budget_factor, build_procedure
@@ -45,17 +45,6 @@ def load_data(cfg: dict, device: torch.device):
         _DATA_CACHE[key] = bundle.to(device)
     return _DATA_CACHE[key]
 
-
-@dataclass
-class Setup:
-    """Everything built from the config before any training."""
-
-    cfg: dict
-    device: torch.device
-    data: Any
-    plan: Any
-    recipe: Recipe
-    grad_tol_spec: Any
 
 
 def setup(cfg: dict) -> Setup:
@@ -102,6 +91,9 @@ def _progress(a: Attempt, lo: int, hi: Optional[int]) -> None:
     if r.get("reread"):  # trained earlier in this job (a lower rung of the ladder): logged then
         return
     trial = f"trial {r['trial']}: " if "trial" in r else ""
+    # the search's bracket before this attempt; a failed size at or below the fitted one is stale (a retry
+    # rescued it and the search grows above it: no failed size yet), shown open ("-")
+    hi = None if hi is not None and hi <= lo else hi
     log.info("%sn=%-6d attempt %d: %-10s acc %.4f  %4d epochs %6.1fs  | bracket [%d, %s]%s", trial,
              a.n, a.attempt, a.status, r.get("train_acc") or 0.0, r.get("epochs") or 0, r.get("seconds") or 0.0,
              lo, "-" if hi is None else hi, "  (replayed from the journal)" if r.get("replayed") else "")

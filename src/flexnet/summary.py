@@ -18,7 +18,7 @@ from .oracle import past_fit
 from .search import Attempt, SearchResult
 
 if TYPE_CHECKING:
-    from .pipeline import Setup
+    from .job import Setup
 
 
 def _at_emc(res: SearchResult) -> Optional[Attempt]:
