@@ -16,7 +16,7 @@ furthest it was trained; the extension's own cost is its total minus the ladder'
 extension <= 0.6x re-running at 2C from scratch.
 
   python benchmarks/ladder_cost.py run --labeling semantic --seeds 0 1 --out bench-ladder-semantic.json
-  python benchmarks/ladder_cost.py table bench-ladder-*.json >> section.md
+  python benchmarks/ladder_cost.py section bench-ladder-*.json --out BENCHMARKS.md
 """
 from __future__ import annotations
 
@@ -49,12 +49,15 @@ def caps(*c: int) -> str:
 
 
 def run(args) -> None:
-    base = [f"labeling={args.labeling}", "threads=1", "progress=false"]
-    out = {"labeling": args.labeling, "cap": C, "rows": []}
-    root = Path(args.workdir)
-    for seed in args.seeds:
+    measure(args.labeling, args.seeds, Path(args.workdir), Path(args.out))
+
+
+def measure(labeling: str, seeds, root: Path, out_path: Path) -> None:
+    base = [f"labeling={labeling}", "threads=1", "progress=false"]
+    out = {"labeling": labeling, "cap": C, "rows": []}
+    for seed in seeds:
         b = [*base, f"seed={seed}"]
-        d = root / f"{args.labeling}-{seed}"
+        d = root / f"{labeling}-{seed}"
         shutil.rmtree(d, ignore_errors=True)
         row = {"seed": seed}
         row["single"] = job([*b, caps(C)], d / "single")
@@ -64,7 +67,7 @@ def run(args) -> None:
         row["extended"] = job([*b, caps(C // 4, C // 2, C, 2 * C)], d / "extended")
         row["single2"] = job([*b, caps(2 * C)], d / "single2")
         out["rows"].append(row)
-        Path(args.out).write_text(json.dumps(out, indent=1))
+        out_path.write_text(json.dumps(out, indent=1))
         print(f"seed {seed} done", flush=True)
 
 
@@ -102,6 +105,23 @@ def table(paths: list[str]) -> str:
     return "\n".join(lines)
 
 
+def section(paths: list[str], when: str) -> list[str]:
+    """BENCHMARKS.md section 8 from the measurement files."""
+    rows = [r for p in paths for r in json.loads(Path(p).read_text())["rows"]]
+    seeds = sorted({r["seed"] for r in rows})
+    return ["## 8. The ladder of caps: its cost, extending a finished job, and the growth aim", "",
+            f"({when}.) Default config (2k-parameter MLP, mnist1d), both labelings, seeds {seeds}, C = {C} steps; "
+            "one thread per job. Per labeling and seed five jobs in fresh directories: one search at C "
+            "(`train.caps=[C]`), the default ladder [C/4, C/2, C] (growth `fit_time`, the hyperbola aim), the same "
+            "ladder with `search.growth=fit_time_power` (a power law in the distance to the pole, fitted over a grid "
+            "of poles), the ladder's directory re-run with [C/4, C/2, C, 2C] (replays, resumes the capped attempts, "
+            "searches the new rung), and one search at 2C from scratch. Cost = sample-epochs actually trained "
+            "(emc.json `cost_sample_epochs`: each attempt once, at the furthest it was trained); the extension's own "
+            "cost is its total minus the ladder's. The ladder to 2C from scratch trains exactly the extended job's "
+            "attempts (trajectories do not depend on the cap; `tests/test_ladder.py` checks the equality), so its "
+            "cost is the extended job's total.", "", table(paths), ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -110,13 +130,21 @@ def main() -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     r.add_argument("--workdir", default="/tmp/flexnet-bench-ladder")
     r.add_argument("--out", required=True)
-    t = sub.add_parser("table")
+    t = sub.add_parser("section")
     t.add_argument("paths", nargs="+")
+    t.add_argument("--when", default="measured by benchmarks/ladder_cost.py")
+    t.add_argument("--out", help="replace section 8 of this file (BENCHMARKS.md)")
     a = ap.parse_args()
     if a.cmd == "run":
         run(a)
     else:
-        print(table(a.paths))
+        sec = section(a.paths, a.when)
+        if a.out:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from run import replace_section
+
+            Path(a.out).write_text(replace_section(Path(a.out), 8, sec))
+        print("\n".join(sec))
 
 
 if __name__ == "__main__":

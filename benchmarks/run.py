@@ -14,6 +14,9 @@
 7. the whole study: `make reproduce` (the verdict presets) read back from the committed sweeps'
    reproduce.log files and journals: wall time per preset and where it went (fits, failures at the
    cap, failures with a verdict, minimum checks). Nothing is trained for this section.
+8. the ladder of caps (train.caps): the default ladder [C/4, C/2, C] against one search at C, a finished
+   job extended by one doubling against a search at 2C from scratch, and the two growth aims
+   (hyperbola, power law) on the ladder (benchmarks/ladder_cost.py).
 `--only N [N ...]` reruns those sections alone and replaces them in the existing file.
 Each figure names the device that produced it.
 """
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from search_cost import bench_search_section, run  # noqa: E402  (section 1, benchmarks/search_cost.py)
 from study_cost import bench_reproduce  # noqa: E402  (section 7, benchmarks/study_cost.py)
+import ladder_cost  # noqa: E402  (section 8, benchmarks/ladder_cost.py)
 
 
 def device_name(dev: str) -> str:
@@ -255,14 +259,27 @@ def rerun_sections(args, dev) -> None:
                 bench_trials(sec, dev, tmp)
             elif number == 6:
                 bench_policies(tmp, sec, dev)
-            else:
+            elif number == 7:
                 bench_reproduce(sec)
+            else:
+                sec += bench_ladder(tmp)
             # the section's own heading first, then the note of when it ran
             head = next(i for i, l in enumerate(sec) if l.startswith(f"## {number}."))
             sec = [sec[head], "", f"(Section {number} rerun alone with {note}.)", ""] + sec[:head] + \
                 sec[head + 1 + (sec[head + 1:head + 2] == [""]):]
             out.write_text(replace_section(out, number, sec))
             print("\n".join(sec))
+
+
+def bench_ladder(tmp: Path, seeds=(0, 1)) -> list[str]:
+    """Section 8: the ladder's cost against one search at its top cap, extending a finished job
+    against a search at twice the cap, and the two growth aims (benchmarks/ladder_cost.py)."""
+    paths = []
+    for labeling in ("semantic", "random_labels"):
+        p = tmp / f"ladder-{labeling}.json"
+        ladder_cost.measure(labeling, list(seeds), tmp / "ladder", p)
+        paths.append(str(p))
+    return ladder_cost.section(paths, f"run on {time.strftime('%Y-%m-%d %H:%M')}")
 
 
 def _median(v):
@@ -274,7 +291,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="shorter budgets (smoke test of the benchmark itself)")
-    ap.add_argument("--only", type=int, nargs="+", choices=range(1, 8), default=None,
+    ap.add_argument("--only", type=int, nargs="+", choices=range(1, 9), default=None,
                     help="run these sections and replace them in --out, keeping the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -299,6 +316,8 @@ def main():
         if not args.quick:
             bench_policies(tmp, lines, dev)
         bench_reproduce(lines)
+        if not args.quick:
+            lines += bench_ladder(tmp)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
