@@ -179,3 +179,16 @@ def test_report_shows_emc_against_the_cap_per_series(tmp_path):
     assert "EMC against the cap (the ladder" in md
     row = next(r for r in rep.rows if r["job"].endswith("0"))
     assert row["emc_by_cap"] == " ".join(f"{b['cap_steps']}:{b['emc']}" for b in res[0]["emc_by_cap"])
+
+
+def test_fixed_policy_with_one_cap_replays_its_attempts_as_trained(tmp_path):
+    """train.policy=fixed takes one cap, its schedule's length; an extension trains past it, and a fit
+    there is a fit: a rerun replays every attempt as it was trained, same result."""
+    over = ["train.policy=fixed", "train.max_extensions=2", "train.extension_fraction=1.0"]
+    first = _job(tmp_path / "j", [40], *over)
+    lines = _lines(tmp_path / "j")
+    assert any(r["steps"] > 40 and r["status"] == "fitted" for r in lines)  # fitted in an extension
+    again = _job(tmp_path / "j", [40], *over)
+    assert again["replayed_attempts"] == len(lines) and len(_lines(tmp_path / "j")) == len(lines)
+    for k in ("emc", "bracket", "emc_by_cap", "fits"):
+        assert again[k] == first[k], k

@@ -44,8 +44,8 @@ def read_off(rec: dict, cap: Optional[int]) -> Optional[dict]:
     A final outcome (fitted, a verdict, diverged) at step s holds within every cap whose rung end is
     at or past s; within a smaller cap the attempt was stopped by that cap, with the accuracy and loss
     of its evaluation at that rung (`rungs`), its other evidence unknown."""
-    if cap is None:  # no ladder: the record as it was trained
-        return rec
+    if cap is None or rec.get("policy", "converge") != "converge":
+        return rec  # no ladder, or a schedule whose length is the job's one cap (extensions run past it)
     cap = int(cap)
     steps, capped = int(rec.get("steps") or 0), rec.get("stop_reason") == "cap"
     if not int(rec.get("epochs") or 0):  # solved in closed form: no steps, no cap
