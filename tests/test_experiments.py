@@ -24,7 +24,9 @@ reproduce = importlib.util.module_from_spec(spec)
 sys.modules["reproduce"] = reproduce
 spec.loader.exec_module(reproduce)
 
-PRESET_FILES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+# presets that are tools, not studies (no sweep axis, not in make reproduce): tests/test_first_hour.py
+TOOL_PRESETS = {"debug"}
+PRESET_FILES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in TOOL_PRESETS)
 
 
 def _sweep(name: str) -> dict:

@@ -308,7 +308,7 @@ def test_svit_and_sovit_hit_their_table_rows():
 # ----------------------------------------------------------------------------- describe
 def _describe(*args, timeout=120):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "flexnet.describe", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "flexnet.describe", "--json", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
 
 

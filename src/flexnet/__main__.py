@@ -7,6 +7,7 @@ Ctrl-C end with one line on stderr, never a traceback.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -98,6 +99,7 @@ def main(cfg: DictConfig) -> float:
         validate_config(plain)
         fresh = bool(plain.get("fresh", False))
         accept = bool(plain.get("accept_code_change", False))  # replay a journal written by other code
+        show_config = bool(plain.get("print_config", True))
         for d in DIRECTIVES:
             plain.pop(d, None)
         lock = od.DirLock(outdir, key).acquire()
@@ -107,6 +109,10 @@ def main(cfg: DictConfig) -> float:
         lock.write_owner()
         od.write_hydra_dir(outdir, cfg, hc_config(), hc.overrides.task)
         (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # stale: from an earlier run of this directory
+        if show_config:
+            from .console import config_tree
+
+            logging.getLogger("flexnet").info(config_tree(plain))
         result = run_job(plain, outdir, _job_info(), accept_code_change=accept)
         (outdir / od.ERROR_FILE).unlink(missing_ok=True)  # a finished job never carries an error.txt
     except (ConfigError, OSError) as e:

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# keys of conf/config.yaml that only change what the console shows (launch directives, schema.DIRECTIVES):
+# not part of the config a job runs, so compose() leaves them out
+CONSOLE_ONLY = ("print_config",)
 
 
 def normalize_overrides(args: list[str]) -> list[str]:
@@ -38,6 +41,8 @@ def compose(overrides: Iterable[str] = (), hydra: bool = False) -> dict:
     d = OmegaConf.to_container(compose_config(overrides, hydra=hydra), resolve=not hydra)
     if not hydra:
         d.pop("hydra", None)
+    for k in CONSOLE_ONLY:  # the job never sees them (popped by the entry point, like fresh)
+        d.pop(k, None)
     return d
 
 

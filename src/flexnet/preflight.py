@@ -276,7 +276,7 @@ def check_launcher(config: Any) -> None:
     from omegaconf import OmegaConf
 
     target = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
-    if target.endswith("SlurmLauncher"):
+    if target.endswith("SlurmLauncher") and not OmegaConf.select(config, "hydra.launcher.dry_run", default=False):
         missing = [t for t in SLURM_TOOLS if shutil.which(t) is None]
         if missing:
             raise ConfigError(f"hydra/launcher=slurm: {', '.join(missing)} not found on PATH on this machine (Slurm's "

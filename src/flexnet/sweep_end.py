@@ -126,6 +126,8 @@ class SweepSummary(Callback):  # type: ignore[misc,valid-type]
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         launcher = config.hydra.get("launcher") or {}
+        if launcher.get("dry_run", False):  # a Slurm preview: nothing ran
+            return
         if launcher.get("wait", True) is False:  # Slurm, submitted without waiting: nothing to show yet
             print(f"flexnet: collect the results when the jobs are done: python -m flexnet.report {sweep_dir}",
                   flush=True)

@@ -34,8 +34,9 @@ TOP_LEVEL: dict[str, tuple[Any, Any]] = {
     "curve": (Any, "auto"),
     "progress": (Any, "auto"),
 }
-# launch directives, read by the entry point and removed before the job sees the config
-DIRECTIVES = ("fresh", "accept_code_change")
+# launch directives, read by the entry point and removed before the job sees the config (print_config: the
+# config tree at the start of a job, flexnet/console.py; in conf/config.yaml, so print_config=false works)
+DIRECTIVES = ("fresh", "accept_code_change", "print_config")
 
 
 def _register() -> None:

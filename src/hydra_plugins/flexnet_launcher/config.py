@@ -15,6 +15,8 @@ class FlexnetSlurmConf(SlurmQueueConf):
     poll_s: float = 2.0
     # seconds between forced sacct queries (how soon a job that died is noticed)
     refresh_s: float = 30.0
+    # true: print the jobs and the sbatch script, submit nothing (no cluster needed)
+    dry_run: bool = False
 
 
 @dataclass

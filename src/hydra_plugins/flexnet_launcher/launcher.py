@@ -13,6 +13,7 @@ resubmits the same call, which runs in the same output dir, where flexnet's jour
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -29,6 +30,25 @@ from omegaconf import OmegaConf, open_dict
 log = logging.getLogger(__name__)
 
 JOBS_FILE = "jobs.json"
+
+
+def _job_result(value: Any, outdir: Optional[str]) -> str:
+    """What a finished job's line says: `EMC = <emc>`, or with search=fixed (one size, no EMC: the job's
+    value is that n or 0) the size and its train and test error, read from the job's emc.json."""
+    emc = int(value) if isinstance(value, float) and value.is_integer() else value
+    try:
+        r = json.loads((Path(str(outdir)) / "emc.json").read_text()) if outdir else {}
+    except (OSError, ValueError):
+        r = {}
+    search = ((r.get("config") or {}).get("search") or {}) if isinstance(r, dict) else {}
+    if search.get("name") != "fixed":
+        return f"EMC = {emc}"
+
+    def err(acc: Any) -> str:
+        return "-" if not isinstance(acc, (int, float)) else f"{1 - acc:.4f}"
+
+    return (f"n = {search.get('n')}: train error {err(r.get('train_accuracy'))}, "
+            f"test error {err(r.get('test_accuracy'))}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -171,10 +191,7 @@ class _FlexnetLauncher(BaseSubmititLauncher):
             outdir = None
             if ret.hydra_cfg is not None:
                 outdir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir")
-            emc = ret.return_value
-            if isinstance(emc, float) and emc.is_integer():
-                emc = int(emc)
-            log.info(f"{prefix}: EMC = {emc}  ({outdir})")
+            log.info(f"{prefix}: {_job_result(ret.return_value, outdir)}  ({outdir})")
         else:
             counts["failed"] += 1
             err = ret._return_value
@@ -259,10 +276,61 @@ class _FlexnetLauncher(BaseSubmititLauncher):
 
 class FlexnetSlurmLauncher(_FlexnetLauncher):
     _EXECUTOR = "slurm"
-    _OWN_KEYS = ("poll_s", "wait", "refresh_s")
+    _OWN_KEYS = ("poll_s", "wait", "refresh_s", "dry_run")
+
+    def sbatch_script(self, executor: Any, n_jobs: int) -> str:
+        """The batch script submitit would give sbatch for an array of n_jobs (one job: no --array)."""
+        inner = executor._executor
+        ex = copy.copy(inner)  # the array's own copy, as submitit makes it (SlurmExecutor's init wants srun)
+        ex.parameters = dict(inner.parameters)
+        if n_jobs > 1:
+            ex.parameters["map_count"] = n_jobs
+        return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
+
+    def dry_run(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """hydra.launcher.dry_run=true: print the jobs (each one's overrides and output directory) and the
+        sbatch script of their array; submit nothing, need no cluster."""
+        from submitit.slurm.slurm import SlurmExecutor
+
+        assert self.config is not None
+        # submitit refuses to build a Slurm executor without srun; the preview only renders its script
+        affinity = SlurmExecutor.__dict__["affinity"]
+        SlurmExecutor.affinity = classmethod(lambda cls: 1)  # type: ignore[method-assign,assignment]
+        try:
+            executor = self._executor()
+        finally:
+            SlurmExecutor.affinity = affinity  # type: ignore[method-assign]
+        specs = self._job_params(job_overrides, initial_job_idx)
+        self._set_common(job_overrides)
+        lines = [f"dry run (hydra.launcher.dry_run=true): {len(specs)} Slurm job(s) would be submitted as "
+                 f"{'one array' if len(specs) > 1 else 'one job'}; nothing was submitted"]
+        for s in specs:
+            lines.append(f"  {self._label(s[2], s[0])}  ->  {self._output_dir(s[0], s[2])}")
+        lines += ["", "sbatch script:", self.sbatch_script(executor, len(specs)).rstrip(), "",
+                  "submit it: the same command without hydra.launcher.dry_run=true"]
+        print("\n".join(lines), flush=True)
+        self._undo_sweep_file()
+        return []
+
+    def _undo_sweep_file(self) -> None:
+        """A preview leaves the sweep directory as it was: Hydra wrote multirun.yaml before launching."""
+        from flexnet import outdir as od
+
+        assert self.config is not None
+        if od._SWEEP_FILE:  # it held one before: put it back
+            od.restore_sweep_file()
+            return
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        try:
+            if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} - {od.LOCK_FILE} == {"multirun.yaml"}:
+                (sweep_dir / "multirun.yaml").unlink()  # the sweep lock's file goes when the sweep ends
+        except OSError:
+            pass
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
+        if self.own.get("dry_run"):
+            return self.dry_run(job_overrides, initial_job_idx)
         sweep_dir = self._prepare()
         executor = self._executor()
         specs = self._job_params(job_overrides, initial_job_idx)
