@@ -1,6 +1,8 @@
 """flexnet.analysis.verdicts and .findings: every rule of the reproduction on small synthetic sweeps (no training).
 
-Rows are what `flexnet.report` writes to emc.csv (all values strings)."""
+Rows are what `flexnet.report` writes to emc.csv (all values strings); each job's ladder is its
+`emc_by_cap` column, the same EMC at three rungs unless a test says otherwise (the ladder rule itself:
+tests/test_ladder_verdicts.py)."""
 from __future__ import annotations
 
 import json
@@ -16,88 +18,112 @@ def _sweep(tmp_path, rows, report=None):
     return Sweep("x", tmp_path, rows, report or {})
 
 
-def _row(opt, params, seed, emc, converged=True, failed=None, **kw):
+CAPS = (2500, 5000, 10000)
+
+
+def _row(opt, params, seed, emc, converged=True, failed=None, stable=True, **kw):
     r = {"job": f"{opt}-{params}-{seed}", "group": "", "optimizer.name": opt, "scaling.params": str(params),
          "seed": str(seed), "emc": str(emc), "params_actual": str(params), "params_target": str(params),
          "lower_bound": "False", "search": "bisect", "converged": str(converged),
+         "emc_cap_steps": "10000", "emc_by_cap": " ".join(f"{c}:{emc}" for c in CAPS), "budget_stable": str(stable),
          "bracket_fitted": str(emc), "bracket_failed": str(failed if failed is not None else round(emc * 1.05) + 1)}
     r.update(kw)
     return r
+
+
+def _write_ladders(tmp_path, rows):
+    """Each row's ladder into its job's emc.json, with the row's bracket at every rung."""
+    for r in rows:
+        d = tmp_path / r["job"]
+        d.mkdir(parents=True, exist_ok=True)
+        e, f = int(r["emc"]), int(r["bracket_failed"])
+        (d / "emc.json").write_text(json.dumps({"emc": e, "budget_stable": True, "emc_by_cap": [
+            {"cap_steps": c, "emc": e, "bracket": {"fitted": e, "failed": f}, "lower_bound": False} for c in CAPS]}))
 
 
 def test_rule_more_holds_fails_inconclusive(tmp_path):
     rows = [_row("sgd", p, s, 2 * p + s) for p in (100, 200) for s in (0, 1)] + \
            [_row("gd", p, s, p + 3 * s) for p in (100, 200) for s in (0, 1)]
     sw = _sweep(tmp_path, rows)
-    v, txt = V.rule_more(sw, {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == V.HOLDS and "4 pair(s)" in txt and "converged EMCs 8/8" in txt
-    v, _ = V.rule_more(sw, {"optimizer": "gd"}, {"optimizer": "sgd"})
+    v, txt, _ = V.rule_more(sw, {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == V.HOLDS and "4 pair(s)" in txt and "budget-stable EMCs 8/8" in txt
+    v, *_ = V.rule_more(sw, {"optimizer": "gd"}, {"optimizer": "sgd"})
     assert v == V.FAILS
     noisy = [_row("sgd", 100, s, e) for s, e in [(0, 100), (1, 50)]] + [_row("gd", 100, s, 70) for s in (0, 1)]
-    v, _ = V.rule_more(_sweep(tmp_path, noisy), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    v, *_ = V.rule_more(_sweep(tmp_path, noisy), {"optimizer": "sgd"}, {"optimizer": "gd"})
     assert v == V.INCONCL
     one = [_row("sgd", 100, 0, 200), _row("gd", 100, 0, 100)]
-    v, txt = V.rule_more(_sweep(tmp_path, one), {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == V.INCONCL and "fewer than 2" in txt
+    v, txt, _ = V.rule_more(_sweep(tmp_path, one), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == V.INCONCL and "n=1" in txt
 
 
-def test_a_finding_on_budget_bound_emcs_is_inconclusive_whatever_its_sign(tmp_path):
-    # SGD fits twice as much in every pair, with a tiny SE: it would hold, but 2 of 8 EMCs (25%) are not
-    # converged, so fewer than 90% are: inconclusive (budget), and the text says what it would have been
-    rows = [_row("sgd", p, s, 2 * p + s, converged=(s == 0 or p == 100)) for p in (100, 200) for s in (0, 1)] + \
-           [_row("gd", p, s, p + s) for p in (100, 200) for s in (0, 1)]
-    v, txt = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == V.BUDGET and "converged EMCs 7/8" in txt and "would have been 'holds'" in txt
-    # the same for "does not hold"
-    v, txt = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "gd"}, {"optimizer": "sgd"})
-    assert v == V.BUDGET and "would have been 'does not hold'" in txt
-    # 9 of 10 converged is enough (90%)
-    rows = [_row("sgd", p, 0, 2 * p, converged=(p != 500)) for p in (100, 200, 300, 400, 500)] + \
-           [_row("gd", p, 0, p + p % 7) for p in (100, 200, 300, 400, 500)]
-    v, txt = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
-    assert v == V.HOLDS and "converged EMCs 9/10" in txt
+def test_the_budget_stable_share_is_reported_and_never_decides(tmp_path):
+    # the retired rule: 6 of 8 EMCs not budget-stable (and not converged) used to make this "inconclusive
+    # (budget)"; on the ladder it holds, and the share is stated beside it
+    rows = [_row("sgd", p, s, 2 * p + s, converged=False, stable=(s == 0 and p == 100)) for p in (100, 200)
+            for s in (0, 1)] + [_row("gd", p, s, p + s, converged=False, stable=(s == 0 and p == 100))
+                                for p in (100, 200) for s in (0, 1)]
+    v, txt, sm = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    assert v == V.HOLDS and "budget-stable EMCs 2/8" in txt and "converged" not in txt
+    assert sorted(sm["stable"].values()) == [False] * 6 + [True] * 2
+    assert not hasattr(V, "CONVERGED_SHARE") and not hasattr(V, "_gate")
 
 
 def test_a_difference_below_the_search_resolution_is_never_significant(tmp_path):
-    # EMCs differ by 3% in every pair (SE ~0), but the searches' brackets are 10% wide
+    # EMCs differ by 3% in every pair (SE ~0), but the searches' brackets are 10% wide at every rung
     rows = [_row("sgd", p, s, round(1.03 * (p + s)), failed=round(1.1 * 1.03 * (p + s)))
             for p in (1000, 2000) for s in (0, 1)] + \
            [_row("gd", p, s, p + s, failed=round(1.1 * (p + s))) for p in (1000, 2000) for s in (0, 1)]
-    v, txt = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    _write_ladders(tmp_path, rows)
+    v, txt, _ = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
     assert v == V.INCONCL and "resolution" in txt
     # the same 3% with 1% brackets is a difference
     rows = [_row("sgd", p, s, round(1.03 * (p + s)), failed=round(1.01 * 1.03 * (p + s)) + 1)
             for p in (1000, 2000) for s in (0, 1)] + \
            [_row("gd", p, s, p + s, failed=round(1.01 * (p + s)) + 1) for p in (1000, 2000) for s in (0, 1)]
-    v, _ = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
+    _write_ladders(tmp_path, rows)
+    v, *_ = V.rule_more(_sweep(tmp_path, rows), {"optimizer": "sgd"}, {"optimizer": "gd"})
     assert v == V.HOLDS
 
 
 def test_rule_below_params(tmp_path):
     rows = [_row("sgd", p, s, p // 3 + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
-    v, _ = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
+    v, *_ = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
     assert v == V.HOLDS
     rows = [_row("sgd", p, s, 3 * p + s, **{"labeling.name": "semantic"}) for p in (300, 600) for s in (0, 1)]
-    v, _ = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
+    v, *_ = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
     assert v == V.FAILS
-    rows = [_row("sgd", p, s, p // 3 + s, converged=False, **{"labeling.name": "semantic"})
+    # no ladder (one cap): measured, no verdict
+    rows = [_row("sgd", p, s, p // 3 + s, emc_by_cap="", **{"labeling.name": "semantic"})
             for p in (300, 600) for s in (0, 1)]
-    v, txt = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
-    assert v == V.BUDGET and "converged EMCs 0/4" in txt
+    v, txt, _ = V.rule_below_params(_sweep(tmp_path, rows), {"labeling": "semantic"})
+    assert v == V.NO_LADDER and "at one cap" in txt
 
 
 def _gen_csv(tmp_path, points):
+    """generalization.csv, and per point a semantic and a random-label job whose ladders give its EMC
+    increase at every rung (EMC 100 on random labels)."""
     import csv
 
     (tmp_path / "report").mkdir(exist_ok=True)
+    rows = []
+    for q in points:
+        jobs = {}
+        for lab, e in (("semantic", round(100 * (1 + q["emc_increase_pct"] / 100))), ("random", 100)):
+            d = tmp_path / "jobs" / f"{q['arch']}-{lab}" / f"{q['params']}-{q['seed']}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "emc.json").write_text(json.dumps({"emc": e, "emc_by_cap": [{"cap_steps": c, "emc": e} for c in CAPS]}))
+            jobs[lab] = f"/elsewhere/sweep/jobs/{q['arch']}-{lab}/{q['params']}-{q['seed']}"
+        rows.append({**q, "semantic_job": jobs["semantic"], "random_job": jobs["random"]})
     with open(tmp_path / "report" / "generalization.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["arch", "params", "seed", "emc_increase_pct", "generalization_gap", "gap_n"])
+        w = csv.DictWriter(f, fieldnames=["semantic_job", "random_job", "arch", "params", "seed", "emc_increase_pct",
+                                          "generalization_gap", "gap_n"])
         w.writeheader()
-        w.writerows(points)
+        w.writerows(rows)
 
 
 def _gen_rows(families=("mlp", "cnn"), sizes=(100, 200, 300, 400, 500, 600), converged=True):
-    return [_row("sgd", p, s, p // 2, converged=converged, **{"arch.name": a, "labeling.name": lab})
+    return [_row("sgd", p, s, p // 2, converged=converged, stable=converged, **{"arch.name": a, "labeling.name": lab})
             for a in families for p in sizes for s in (0, 1) for lab in ("semantic", "random_labels")]
 
 
@@ -108,9 +134,9 @@ def test_rule_generalization_within_each_family(tmp_path):
             "generalization_gap": 0.1 + p / 1000 + 0.01 * s, "gap_n": 1000}
            for a in ("mlp", "cnn") for p in sizes for s in (0, 1)]
     _gen_csv(tmp_path, pts)
-    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    v, txt, _ = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
     assert v == V.HOLDS, txt
-    assert txt.count("over 6 size(s)") == 2 and "gap at n = 1000" in txt and "pooled over families" in txt
+    assert txt.count("10k: r = ") == 2 and txt.count("over 6 size(s)") == 6 and "gap at n = 1000" in txt and "pooled over families" in txt
     # in the CNN the relation is reversed: the finding does not hold (one family is enough)
     for q in pts:
         if q["arch"] == "cnn":
@@ -123,17 +149,17 @@ def test_rule_generalization_within_each_family(tmp_path):
             "generalization_gap": (0.6 if a == "mlp" else 0.1) + ((p * 7) % 300) / 3000, "gap_n": 1000}
            for a in ("mlp", "cnn") for p in sizes]
     _gen_csv(tmp_path, pts)
-    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
+    v, txt, _ = F.rule_generalization(_sweep(tmp_path, _gen_rows()))
     assert v == V.INCONCL and "pooled over families**: r = -0.9" in txt
-    # holds in both families, but the EMCs are not converged: inconclusive (budget)
+    # holds in both families; not converged, not budget-stable: still holds, the share stated
     pts = [{"arch": a, "params": p, "seed": 0, "emc_increase_pct": 300 - p / 3, "generalization_gap": p / 1000,
             "gap_n": 1000} for a in ("mlp", "cnn") for p in sizes]
     _gen_csv(tmp_path, pts)
-    v, txt = F.rule_generalization(_sweep(tmp_path, _gen_rows(converged=False)))
-    assert v == V.BUDGET and "converged EMCs 0/24" in txt
+    v, txt, _ = F.rule_generalization(_sweep(tmp_path, _gen_rows(converged=False)))
+    assert v == V.HOLDS and "budget-stable EMCs 0/12" in txt and "per rung 2.5k: r = -" in txt
     # fewer than 3 sizes in a family: inconclusive
     _gen_csv(tmp_path, [q for q in pts if q["params"] <= 200])
-    assert "fewer than 3 sizes" in F.rule_generalization(_sweep(tmp_path, _gen_rows()))[1]
+    assert F.rule_generalization(_sweep(tmp_path, _gen_rows()))[0] == V.INCONCL
 
 
 def test_combine_parts_and_reported():
@@ -142,7 +168,7 @@ def test_combine_parts_and_reported():
     assert F.combine([("a", h), ("b", f)])[0] == V.FAILS
     assert F.combine([("a", h), ("b", b)])[0] == V.BUDGET
     assert F.combine([("a", h), ("b", i)])[0] == V.INCONCL
-    v, txt = F.combine([("a", h)], [("c", f)])   # a reported part never decides
+    v, txt, _ = F.combine([("a", h)], [("c", f)])   # a reported part never decides
     assert v == V.HOLDS and "reported (does not decide): **c**" in txt
 
 
@@ -156,7 +182,7 @@ def test_rule_p1_on_random_labels_per_family_with_semantic_reported(tmp_path):
     # random labels: both families below their parameter count; semantic CNN above it (the paper's exception)
     rows = _arch_rows(lambda a, lab, p, s: p // 2 + s if lab == "random_labels" or a == "mlp" else 3 * p + s,
                       archs=("mlp", "cnn"))
-    v, txt = F.rule_p1(_sweep(tmp_path, rows))
+    v, txt, _ = F.rule_p1(_sweep(tmp_path, rows))
     assert v == V.HOLDS and "reported (does not decide): **mlp, semantic labels**" in txt
     assert "**cnn, semantic labels**" in txt and "[does not hold]" in txt
     # the CNN on random labels above its parameter count: P1 does not hold
@@ -167,7 +193,7 @@ def test_rule_p1_on_random_labels_per_family_with_semantic_reported(tmp_path):
 def test_rule_p2_pairs_across_arms_tuned_at_different_lrs(tmp_path):
     # each arch runs at its own tuned lr (optimizer.lr differs): the pairs still form, by size and seed
     rows = _arch_rows(lambda a, lab, p, s: {"cnn": 2 * p, "mlp": p, "vit": p // 2}[a] + s)
-    v, txt = F.rule_p2(_sweep(tmp_path, rows))
+    v, txt, _ = F.rule_p2(_sweep(tmp_path, rows))
     assert v == V.HOLDS and txt.count("over 10 pair(s)") == 6 and "mlp vs vit" in txt
     # CNN above MLP on semantic labels only: the random-label part does not hold
     rows = _arch_rows(lambda a, lab, p, s: (2 * p if lab == "semantic" else p // 2) + s if a == "cnn" else p + s)
@@ -178,7 +204,7 @@ def test_rule_p3_decides_on_semantic_labels_only(tmp_path):
     rows = [_row(o, p, s, {"sgd": 2 * p, "gd": p if lab == "semantic" else 2 * p, "shampoo": 2 * p}[o] + s,
                  **{"labeling.name": lab}) for o in ("sgd", "gd", "shampoo") for lab in ("semantic", "random_labels")
             for p in (200, 400) for s in range(3)]
-    v, txt = F.rule_p3(_sweep(tmp_path, rows))
+    v, txt, _ = F.rule_p3(_sweep(tmp_path, rows))
     assert v == V.HOLDS
     assert "**sgd vs gd, random labels**" in txt and "**sgd vs shampoo, semantic**" in txt
 
@@ -187,7 +213,7 @@ def test_rule_p5_needs_both_sigmoidal_activations(tmp_path):
     def rows(emc):
         return [_row("sgd", p, s, emc[a] * p // 100 + s, **{"arch.activation": a})
                 for a in ("relu", "tanh", "sigmoid", "identity") for p in (200, 400) for s in range(3)]
-    v, txt = F.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 100, "sigmoid": 50, "identity": 20})))
+    v, txt, _ = F.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 100, "sigmoid": 50, "identity": 20})))
     assert v == V.HOLDS and "relu vs identity" in txt
     assert F.rule_p5(_sweep(tmp_path, rows({"relu": 200, "tanh": 300, "sigmoid": 50, "identity": 20})))[0] == V.FAILS
 
@@ -213,7 +239,7 @@ def _dd(errs, thr, past_fit=True, se=0.01, jobs=5):
 
 def test_rule_double_descent(tmp_path):
     def verdict(*a, **kw):
-        return V.rule_double_descent(_sweep(tmp_path, [], _dd(*a, **kw)))
+        return V.rule_double_descent(_sweep(tmp_path, [], _dd(*a, **kw)))[:2]
 
     curve = [(100, 0.5), (200, 0.6), (400, 0.75), (800, 0.6), (1600, 0.55)]
     v, txt = verdict(curve, 400)

@@ -99,6 +99,34 @@ def resolution(r: dict) -> Optional[float]:
     return math.log10(failed / e)
 
 
+def ladder(sw: Sweep, r: dict) -> Optional[dict]:
+    """The job's budget ladder {cap_steps: rung} (rung: emc, bracket, lower_bound, ... of emc.json's
+    `emc_by_cap`), read from its emc.json, else from emc.csv's `emc_by_cap` column ("cap:emc ...");
+    None when the job ran one cap (no emc_by_cap: the sweeps from before the ladder)."""
+    by = job_result(sw, r).get("emc_by_cap") if "job" in r else None
+    if isinstance(by, list) and by:
+        out = {int(b["cap_steps"]): b for b in by
+               if isinstance(b, dict) and as_float(b.get("cap_steps")) is not None and as_float(b.get("emc"))}
+        return out or None
+    col = str(r.get("emc_by_cap") or "").split()
+    out = {}
+    for item in col:
+        c, _, e = item.partition(":")
+        if as_float(c) is not None and as_float(e):
+            out[int(float(c))] = {"cap_steps": int(float(c)), "emc": float(e)}
+    return out or None
+
+
+def budget_stable(sw: Sweep, r: dict) -> Optional[bool]:
+    """emc.json's `budget_stable` of the job (the report's column, else its emc.json); None if unknown."""
+    v = str(r.get("budget_stable", "")).strip().lower()
+    if v in ("true", "false"):
+        return v == "true"
+    j = job_result(sw, r) if "job" in r else {}
+    b = j.get("budget_stable")
+    return b if isinstance(b, bool) else None
+
+
 def job_labeling(sw: Sweep, r: dict) -> Optional[str]:
     try:
         cfg = json.loads((sw.dir / r["job"] / "emc.json").read_text())["config"]

@@ -7,16 +7,18 @@ scripts/reproduce.py runs the presets and calls `write_reproduction`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Optional
 
 from ..records import FITS_FILE, read_jsonl
 from .reported import Sweep, as_float, job_result
-from .findings import FINDINGS
-from .verdicts import BUDGET, INCONCL, RULES_TEXT
+from .findings import FINDINGS, unpack
+from .verdicts import BUDGET_DEP, INCONCL, NO_LADDER, RULES_TEXT, Z, cap_label, share
 
 
 RUNS_FILE = "runs.jsonl"   # a line per scripts/reproduce.py invocation that ran sweeps: presets, wall time, spans
@@ -150,51 +152,148 @@ def time_breakdown(dirs: list[Path]) -> dict:
 
 
 def decide(runs: dict, sweeps: dict, tiny: bool) -> list[dict]:
-    """Each finding whose preset was run or reported: {id, verdict, preset, measured, finding, figure}.
+    """Each finding whose preset was run or reported: {id, verdict, preset, measured, finding, figure,
+    summary (the one-screen table's cells: effect at the top rung, trend, budget-stable jobs, rungs)}.
     A rule that cannot read its sweep must not stop the others (inconclusive, with the error)."""
     rows = []
     for f in FINDINGS:
         sw = sweeps.get(f.preset)
         if f.preset not in runs and sw is None:
             continue
+        summary: dict = {}
         if sw is None:
             info = runs.get(f.preset) or {}
             why = info.get("error") or info.get("report_error") or "no report"
             verdict, measured, fig = INCONCL, f"preset did not produce a report: {why}", None
         else:
             try:
-                verdict, measured = f.rule(sw)
+                verdict, measured, summary = unpack(f.rule(sw))
             except Exception as e:  # a rule that cannot read the sweep must not stop the others
                 verdict, measured = INCONCL, f"rule failed: {type(e).__name__}: {e}"
             fig = sw.figure(f.figure) or sw.figure("emc_vs_params") or sw.figure("log_emc")
         if verdict == INCONCL and not tiny:
             measured += f". Would settle it: {f.settle}"
-        if verdict == BUDGET and not tiny:
-            measured += ". Would settle it: converged EMCs (docs/convergence.md)"
+        if verdict == NO_LADDER:
+            measured += ". Would settle it: re-run the preset on the budget ladder (train.caps, docs/convergence.md)"
         rows.append({"id": f.id, "verdict": verdict, "preset": f.preset, "measured": measured, "finding": f,
-                     "figure": fig, "trials": _trials(sw) if sw is not None else None})
+                     "figure": fig, "trials": _trials(sw) if sw is not None else None, "summary": summary or {}})
     return rows
 
 
-def _verdict_lines(rows: list[dict], base: Path) -> list[str]:
-    lines = ["## Verdicts", "",
-             "| id | source | claim | the paper reports | preset (trials) | measured here (mean ± SE over pairs "
-             "or jobs; converged share) | figure | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+def _cell(x: str) -> str:
+    return str(x).replace("|", "/")
+
+
+def _stable_cell(summary: dict) -> str:
+    st = summary.get("stable")
+    if not st:
+        return ""
+    k, known, n = share(st)
+    if not known:
+        return ""
+    return f"{k}/{n} budget-stable"
+
+
+def screen_lines(rows: list[dict], base: Path, figures: Optional[dict] = None) -> list[str]:
+    """The one-screen table: one short row per finding (id, claim in a few words, the paper's number,
+    the measured effect at the top rung ± SE, the trend over the ladder, the verdict with the share of
+    budget-stable EMCs beside it, the figure)."""
+    lines = ["| id | claim | the paper | measured (top rung, ± SE) | trend over the ladder | verdict | figure |",
+             "|---|---|---|---|---|---|---|"]
+    for v in rows:
+        f, sm = v["finding"], v.get("summary") or {}
+        fig = (figures or {}).get(v["id"]) or v.get("figure")
+        stable = _stable_cell(sm)
+        lines.append(f"| {f.id} | {_cell(f.short or f.claim)} | {_cell(f.number or f.paper or '')} | "
+                     f"{_cell(sm.get('effect') or '')} | {_cell(sm.get('trend') or '')} | **{v['verdict']}**"
+                     f"{' (' + stable + ')' if stable else ''} | "
+                     f"{'[figure](' + _rel(fig, base) + ')' if fig else ''} |")
+    return lines
+
+
+def _verdict_lines(rows: list[dict], base: Path, figures: Optional[dict] = None) -> list[str]:
+    lines = ["## Verdicts", "", *screen_lines(rows, base, figures), ""]
+    none = [v["id"] for v in rows if v["verdict"] == NO_LADDER]
+    dep = [v["id"] for v in rows if v["verdict"] == BUDGET_DEP]
+    if none:
+        lines += [f"**{', '.join(none)}: no ladder: re-run.** Their sweeps ran one cap per job (emc.json has "
+                  "no `emc_by_cap`), so the rule cannot be applied: the numbers at that cap are shown below, "
+                  "never called. `make reproduce` re-runs them on the ladder.", ""]
+    if dep:
+        lines += [f"**{', '.join(dep)}: budget-dependent**: significant at some rungs of the ladder and not at "
+                  "others, or shrinking toward zero; the detail below names the rung where it changes.", ""]
+    lines += ["## Findings in detail", ""]
     for v in rows:
         f, fig = v["finding"], v["figure"]
         trials = f" ({v['trials']} seeds)" if v.get("trials") else ""
-        lines.append(f"| {f.id} | {f.source} | {f.claim} | {f.paper or '(as stated in the claim)'} | "
-                     f"`{f.preset}`{trials} | {v['measured'].replace('|', '/')} | "
-                     f"{_rel(fig, base) if fig else '(none)'} | **{v['verdict']}** |")
-    budget = [v["id"] for v in rows if v["verdict"] == BUDGET]
-    if budget:
-        lines += ["", f"**{len(budget)} of the {len(rows)} findings ({', '.join(budget)}) are inconclusive "
-                      "(budget):** fewer than 90% of the EMCs they rest on are converged (an attempt at the "
-                      "failed size ended at the training cap, not at a verified minimum), so the sign of the "
-                      "measured difference is reported but not called. docs/convergence.md measures why the "
-                      "failed sizes do not reach a minimum at this scale."]
+        lines += [f"### {f.id}: {f.short or f.claim} (**{v['verdict']}**)", "",
+                  f"* claim ({f.source}): {f.claim}",
+                  f"* the paper reports: {f.paper or '(as stated in the claim)'}",
+                  f"* preset: `{f.preset}`{trials}; report figure: {_rel(fig, base) if fig else '(none)'}"
+                  + (f"; ladder figure: {_rel((figures or {}).get(f.id), base)}" if (figures or {}).get(f.id) else ""),
+                  f"* measured: {v['measured']}", ""]
     return lines
+
+
+def ladder_figures(rows: list[dict], out_dir: Path) -> dict:
+    """Per finding with a ladder, a figure of its measured quantity (the paired mean difference, or
+    log10 EMC/params) against the cap, one line per part, with 2-SE bands: out_dir/<id>_ladder.png.
+    Returns {id: path}."""
+    todo = []
+    for v in rows:
+        sm = v.get("summary") or {}
+        parts = [(lbl, s) for lbl, _, s in sm.get("parts") or [] if s.get("ladder") is not None]
+        if not parts and sm.get("ladder") is not None:
+            parts = [(v["id"], sm)]
+        parts = [(lbl, s) for lbl, s in parts if s["ladder"].rungs]
+        if parts:
+            todo.append((v, parts))
+    if not todo:
+        return {}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = {}
+    for v, parts in todo:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for lbl, s in parts:
+            rs = [r for r in s["ladder"].rungs if math.isfinite(r["mean"])]
+            x = [r["cap"] for r in rs]
+            y = [r["mean"] for r in rs]
+            se = [r["se"] if math.isfinite(r["se"]) else 0.0 for r in rs]
+            line, = ax.plot(x, y, "o-", label=lbl)
+            ax.fill_between(x, [a - Z * b for a, b in zip(y, se)], [a + Z * b for a, b in zip(y, se)],
+                            color=line.get_color(), alpha=0.2)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xscale("log", base=2)
+        caps = sorted({r["cap"] for _, s in parts for r in s["ladder"].rungs})
+        ax.set_xticks(caps)
+        ax.set_xticklabels([cap_label(c) for c in caps])
+        ax.set_xlabel("step cap (rung of the ladder)")
+        ax.set_ylabel("P4: Pearson r" if v["id"] == "P4" else
+                      "log10(EMC / params)" if v["id"] == "P1" else "paired mean log10 EMC ratio")
+        ax.set_title(f"{v['id']}: {v['verdict']} (bands: 2 SE)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"{v['id']}_ladder.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        figs[v["id"]] = str(path)
+    return figs
+
+
+def _commit(repo: Path) -> str:
+    """The checkout's short commit (with '+dirty' when it has changes), or '' outside git."""
+    try:
+        h = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=str(repo), capture_output=True, text=True,
+                           timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=str(repo),
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return h + ("+dirty" if h and dirty else "")
 
 
 def _local(command: str, repo: Path) -> str:
@@ -251,12 +350,18 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
     hand-written reading of the numbers, appended unless tiny."""
     base = out.parent.resolve()
     rows = decide(runs, sweeps, tiny)
+    try:
+        figures = ladder_figures(rows, root / "figures")
+    except Exception as e:  # a figure must not stop the report
+        print(f"[reproduce] ladder figures failed: {type(e).__name__}: {e}")
+        figures = {}
+    commit = _commit(repo)
     lines = ["# Reproduction of the EMC paper and of Zhang et al. (2017) at CPU scale", ""]
     swept = sum(float(r.get("seconds") or 0.0) for r in runs.values())
     v_s = sum(float(r.get("seconds") or 0.0) for n, r in runs.items() if n in verdict_presets)
     full = full_run(root, verdict_presets) if verdict_presets else None
     lines.append(f"Written by `python scripts/reproduce.py{' --tiny' if tiny else ''}` "
-                 f"({time.strftime('%Y-%m-%d %H:%M')}); sweeps under `{_rel(str(root), base)}/`; "
+                 f"({time.strftime('%Y-%m-%d %H:%M')}{', commit ' + commit if commit else ''}); sweeps under `{_rel(str(root), base)}/`; "
                  f"{total_s / 60:.1f} minutes of wall time for this invocation; the sweeps' multiruns "
                  f"(table below, as recorded in their reproduce.log) took {swept / 60:.1f} minutes one after another"
                  + (f", of which the verdict presets {v_s / 60:.1f} minutes and the extra "
@@ -269,7 +374,7 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
                       "nothing about the findings.**"]
     lines += ["", "Each sweep is regenerated by its command below and re-aggregated by "
                   "`python -m flexnet.report <sweep dir>` (or `python scripts/reproduce.py --skip-run`).", "",
-              *_verdict_lines(rows, base),
+              *_verdict_lines(rows, base, figures),
               "", "## Rules (fixed before the runs; never tuned to the numbers)", "", RULES_TEXT,
               *_tuning_lines(root, presets),
               *_sweep_lines(presets, runs, sweeps, repo, root, frozenset(verdict_presets)),
@@ -279,7 +384,10 @@ def write_reproduction(out: Path, root: Path, runs: dict, sweeps: dict, presets:
         lines += [f"## Notes on this run (hand-written: `{_rel(str(notes), base)}`)", "",
                   notes.read_text().strip(), ""]
     out.write_text("\n".join(lines))
-    verdicts = [{k: v[k] for k in ("id", "verdict", "preset", "measured")} for v in rows]
+    verdicts = [{**{k: v[k] for k in ("id", "verdict", "preset", "measured")},
+                 "effect": v["summary"].get("effect"), "trend": v["summary"].get("trend"),
+                 "budget_stable": list(share(v["summary"]["stable"])) if v["summary"].get("stable") else None}
+                for v in rows]
     root.mkdir(parents=True, exist_ok=True)
     (root / "verdicts.json").write_text(json.dumps(verdicts, indent=2) + "\n")
     return verdicts
