@@ -29,6 +29,40 @@ TINY = [
 ]
 
 
+# hypothesis (tests/test_properties.py): no example database in the tree (.hypothesis/); a failure prints
+# the example and a blob that reproduces it (@reproduce_failure). `make mutate` sets
+# FLEXNET_HYPOTHESIS_PROFILE=mutate: the same examples for every mutant (derandomized), so its score repeats,
+# and fewer of them (a mutant runs these tests hundreds of times).
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("flexnet", database=None, print_blob=True)
+    _hsettings.register_profile("mutate", database=None, print_blob=True, derandomize=True, max_examples=40)
+    _hsettings.load_profile(os.environ.get("FLEXNET_HYPOTHESIS_PROFILE", "flexnet"))
+except ImportError:  # the dev extras not installed: test_properties.py fails to import, nothing else needs it
+    pass
+
+# Per-test time limits (pytest-timeout; pyproject's `timeout` is the default, 120 s): a test that loops
+# fails with its name instead of hanging the suite. `slow` and `slurm` tests get SLOW_TIMEOUT; the pure
+# tests (synthetic oracles and sweeps, no training; milliseconds to a few seconds each) get PURE_TIMEOUT,
+# so a search that loops fails within seconds. An explicit @pytest.mark.timeout(...) on a test wins.
+# (A hypothesis test needs its own limit per example: hypothesis catches the timeout's failure and re-runs
+# the example to shrink it, past the one alarm; tests/test_properties.py's time_limit does that.)
+SLOW_TIMEOUT = 1200
+PURE_TIMEOUT = 30
+PURE_FILES = {"test_search.py", "test_properties.py", "test_verdicts.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        if item.get_closest_marker("slow") or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+        elif item.path.name in PURE_FILES:
+            item.add_marker(pytest.mark.timeout(PURE_TIMEOUT))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _hermetic_cache(tmp_path_factory):
     os.environ.setdefault("FLEXNET_CACHE", str(tmp_path_factory.mktemp("flexnet-cache")))
