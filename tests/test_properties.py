@@ -1,0 +1,344 @@
+"""Property-based tests (hypothesis) of the searches on synthetic oracles: pure Python, no training.
+
+The oracle models the jamming transition: attempt `a` at size n needs T(n, a) optimizer steps to fit,
+T = scale x n / (threshold - n) x lognormal noise below a random threshold, never at or above it, and
+a random share of attempts are bad draws that never fit (the retries rescue them). Within a cap C an
+attempt fits iff T <= C, so the ladder of caps is modelled exactly as the converge policy promises: an
+attempt's trajectory does not depend on its cap.
+
+Properties, for every drawn threshold, noise, resolution, retries, growth rule and ladder:
+  * the search terminates within a stated number of attempts, and never runs an (n, attempt) twice;
+  * its EMC is the largest fitted size it saw (0 if none), and its bracket's `fitted` is that EMC;
+  * the final bracket meets the resolution, and every attempt at its failed size was run and failed;
+  * on a ladder (ladder_search + bisect's `below=`): no rung's EMC exceeds the rung above; every
+    attempt a rung saw is what `read_off` says of that attempt trained to the top cap; adding a rung on
+    top changes none of the rungs under it;
+  * a search replayed from the journal (records.Journal, no oracle behind it) gives the same result.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flexnet.records import Journal
+from flexnet.search import Attempt, bisect_search, linear_search
+from flexnet.search.ladder import ladder_search, read_off
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+JOURNAL_SETTINGS = settings(SETTINGS, max_examples=40)  # each example writes a journal (an fsync per line)
+
+
+EXAMPLE_SECONDS = 10  # one example's searches take milliseconds; one that loops fails after this
+
+
+class OverBudget(AssertionError):
+    pass
+
+
+class Looped(BaseException):
+    """An example ran past EXAMPLE_SECONDS. A BaseException: hypothesis does not catch it (it would
+    re-run the example to shrink it, and pytest-timeout's one alarm would be spent), so the test fails
+    at once with this message and the suite goes on."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float = EXAMPLE_SECONDS):
+    """Fail a looping example after `seconds` (SIGALRM), keeping pytest-timeout's own alarm running."""
+
+    def on_alarm(signum, frame):
+        raise Looped(f"no result within {seconds} s: the search loops (issue 35)")
+
+    old_handler = signal.signal(signal.SIGALRM, on_alarm)
+    old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, old_delay - (time.monotonic() - t0)))
+
+
+class Jamming:
+    """A synthetic fit oracle: `at(n, attempt, cap)` (the ladder's protocol) and `oracle(n, attempt)`
+    at one cap. Deterministic in (seed, n, attempt): the same attempt gives the same answer."""
+
+    def __init__(self, threshold: int, seed: int, sigma: float, p_bad: float, scale: float, cap: int,
+                 budget: int = 10**9):
+        self.threshold, self.seed, self.sigma, self.p_bad, self.scale = threshold, seed, sigma, p_bad, scale
+        self.cap, self.budget = cap, budget
+        self.calls: list[tuple] = []
+
+    def time_to_fit(self, n: int, a: int) -> float:
+        rng = random.Random(f"{self.seed}:{n}:{a}")
+        bad = rng.random() < self.p_bad
+        noise = math.exp(rng.gauss(0.0, self.sigma))
+        if bad or n >= self.threshold:
+            return math.inf
+        return self.scale * n / (self.threshold - n) * noise
+
+    def record(self, n: int, a: int, cap: int) -> dict:
+        """The journal record of attempt (n, a) trained to `cap` (one step per epoch)."""
+        t = self.time_to_fit(n, a)
+        fit = t <= cap
+        steps = max(1, math.ceil(t)) if fit else cap
+        return {"n": n, "attempt": a, "seed": a, "status": "fitted" if fit else "unverified",
+                "stop_reason": "fitted" if fit else "cap", "fitted": fit, "train_acc": 1.0 if fit else 0.9,
+                "train_loss": 0.0 if fit else 0.5, "steps": steps, "epochs": steps, "cap_steps": cap,
+                "cost": float(n * steps)}
+
+    def attempt_of(self, rec: dict) -> Attempt:
+        return Attempt(rec["n"], rec["attempt"], rec["status"] == "fitted", cost=rec["cost"], status=rec["status"],
+                       record=rec)
+
+    def at(self, n: int, a: int, cap: int) -> Attempt:
+        self.calls.append((n, a, cap))
+        if len(self.calls) > self.budget:
+            raise OverBudget(f"more than {self.budget} attempts: the search does not terminate in its bound")
+        return self.attempt_of(self.record(n, a, cap))
+
+    def __call__(self, n: int, a: int) -> Attempt:
+        return self.at(n, a, self.cap)
+
+
+def bound(pool: int, resolution: float, max_attempts: int, growth: str, rescues: int) -> int:
+    """The stated bound on a bisect search's attempts. A phase (growth from a size until a first attempt
+    fails, then bisection of the bracket) probes at most P sizes: doubling reaches the pool in
+    log2(pool) + 1 sizes and halving a bracket takes log2(pool) + 1 more; the fit-time aim may step by as
+    little as a factor (1 + resolution), log(pool) / log(1 + resolution) sizes at most. The failed size
+    of a phase gets its max_attempts - 1 retries; a retry that fits (a rescue) starts a new phase."""
+    lg = math.ceil(math.log2(pool)) + 1
+    per_phase = 2 * lg + (0 if growth == "double" else math.ceil(math.log(pool) / math.log1p(resolution)))
+    return (1 + rescues) * (per_phase + max_attempts)
+
+
+@st.composite
+def problems(draw):
+    pool = draw(st.integers(min_value=8, max_value=20000))
+    threshold = draw(st.integers(min_value=1, max_value=int(pool * 1.5)))
+    start = draw(st.integers(min_value=2, max_value=min(pool, 512)))
+    return dict(
+        pool=pool, threshold=threshold, start=start,
+        min_n=draw(st.integers(min_value=1, max_value=min(2, start))),
+        resolution=draw(st.sampled_from([0.01, 0.05, 0.1, 0.3])),
+        max_attempts=draw(st.integers(min_value=1, max_value=5)),
+        growth=draw(st.sampled_from(["fit_time", "fit_time_power", "double"])),
+        seed=draw(st.integers(min_value=0, max_value=10**6)),
+        sigma=draw(st.sampled_from([0.0, 0.3, 1.0])),
+        p_bad=draw(st.sampled_from([0.0, 0.2, 0.5])),
+        scale=draw(st.sampled_from([5.0, 50.0, 400.0])),
+        cap=draw(st.sampled_from([100, 1000, 10000])),
+    )
+
+
+def oracle_of(p: dict, budget: int = 10**9) -> Jamming:
+    return Jamming(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"], budget)
+
+
+def search_kw(p: dict) -> dict:
+    return {k: p[k] for k in ("start", "pool", "resolution", "max_attempts", "growth", "min_n")}
+
+
+def rescues(res) -> int:
+    return len({a.n for a in res.attempts if a.fitted and a.attempt > 0})
+
+
+def check_bracket(res, p: dict, fits) -> None:
+    """The invariants of a finished search's result; `fits(n, a)` is the oracle's answer at this cap."""
+    fitted_sizes = [a.n for a in res.attempts if a.fitted]
+    assert res.emc == max(fitted_sizes, default=0), "the EMC is the largest fitted size seen"
+    assert res.fitted == (res.emc or None)
+    keys = [(a.n, a.attempt) for a in res.attempts]
+    assert len(keys) == len(set(keys)), "an (n, attempt) run twice"
+    if res.failed is None:
+        assert res.lower_bound and res.emc == p["pool"], "no failed size: the whole pool fitted"
+        return
+    assert not res.lower_bound and res.emc < res.failed <= p["pool"]
+    # the paper's rule: every attempt at the failed size was run and failed
+    at_failed = sorted(a.attempt for a in res.attempts if a.n == res.failed)
+    assert at_failed == list(range(p["max_attempts"]))
+    assert not any(fits(res.failed, a) for a in range(p["max_attempts"]))
+    # the resolution (or the smallest size tried failed: EMC 0 at min_n)
+    gap = res.failed - res.emc
+    assert gap <= max(1.0, p["resolution"] * res.failed) or (res.emc + res.failed) // 2 < p["min_n"], \
+        f"bracket ({res.emc}, {res.failed}) wider than the resolution {p['resolution']}"
+
+
+@SETTINGS
+@given(problems())
+def test_bisect_terminates_and_its_bracket_obeys_the_rule(p):
+    with time_limit():
+        o = oracle_of(p, budget=bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], p["pool"]))
+        res = bisect_search(o, **search_kw(p))
+        assert len(o.calls) == res.fits
+        assert res.fits <= bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], rescues(res))
+        check_bracket(res, p, lambda n, a: o.time_to_fit(n, a) <= p["cap"])
+        # the truth is known: the EMC is a size where some attempt fits, and without noise the bracket
+        # holds the threshold (every size below it fits on the first attempt)
+        if res.emc:
+            assert any(o.time_to_fit(res.emc, a) <= p["cap"] for a in range(p["max_attempts"]))
+        if p["p_bad"] == 0 and p["sigma"] == 0 and res.failed is not None:
+            true_emc = max((n for n in range(1, p["pool"] + 1) if o.time_to_fit(n, 0) <= p["cap"]), default=0)
+            assert res.emc <= true_emc < res.failed
+
+
+@SETTINGS
+@given(problems())
+def test_linear_terminates_and_its_failed_size_had_every_attempt_fail(p):
+    with time_limit():
+        step = max(1, p["pool"] // 37)
+        o = oracle_of(p, budget=p["max_attempts"] * (p["pool"] // step + 2))
+        res = linear_search(o, start=p["start"], pool=p["pool"], step=step, max_attempts=p["max_attempts"])
+        fitted_sizes = [a.n for a in res.attempts if a.fitted]
+        assert res.emc == max(fitted_sizes, default=0)
+        if res.failed is not None:
+            assert sorted(a.attempt for a in res.attempts if a.n == res.failed) == list(range(p["max_attempts"]))
+            assert not any(a.fitted for a in res.attempts if a.n == res.failed)
+            assert res.failed == (min(res.emc + step, p["pool"]) if res.emc else p["start"])
+        else:
+            assert res.emc == p["pool"] and res.lower_bound
+
+
+@st.composite
+def ladders(draw):
+    p = draw(problems())
+    first = draw(st.sampled_from([20, 50, 200]))
+    k = draw(st.integers(min_value=2, max_value=4))
+    factors = draw(st.lists(st.sampled_from([1.5, 2, 4]), min_size=k - 1, max_size=k - 1))
+    caps = [first]
+    for f in factors:
+        caps.append(int(caps[-1] * f))
+    return p, caps
+
+
+@SETTINGS
+@given(ladders())
+def test_ladder_rungs_are_monotone_and_agree_with_read_off(pc):
+    with time_limit():
+        p, caps = pc
+        o = oracle_of(p)
+        rungs = ladder_search(bisect_search, o, caps, **search_kw(p))
+        assert [r.cap for r in rungs] == caps
+        assert len(o.calls) == len(set(o.calls)), "an attempt trained twice at one cap"
+        for lower, upper in zip(rungs, rungs[1:]):
+            assert lower.result.emc <= upper.result.emc, "a lower rung's EMC above a higher rung's"
+        top = caps[-1]
+        for r in rungs:
+            res = r.result
+            check_bracket(res, p, lambda n, a, c=r.cap: o.time_to_fit(n, a) <= c)
+        for lower, r in zip([None, *rungs], rungs):
+            res = r.result
+            # a rung above the first replays the first-attempt fits of the rung below, and its EMC's fit, within
+            # its own cap (they feed the aim) before its own search
+            replays = 0 if lower is None else len({a.n for a in lower.result.attempts if a.fitted and a.attempt == 0}) + 1
+            assert res.fits <= bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], rescues(res)) + replays
+            for a in res.attempts:
+                assert a.record["cap_steps"] == r.cap
+                # the attempt within this cap, read off the same attempt trained to the top cap
+                seen = read_off(o.record(a.n, a.attempt, top), r.cap)
+                assert seen is not None and bool(seen["fitted"]) == a.fitted, (a.n, a.attempt, r.cap)
+            if res.emc:
+                assert any(read_off(o.record(res.emc, k, top), r.cap)["fitted"] for k in range(p["max_attempts"]))
+        # adding a rung on top changes none of the rungs under it
+        shorter = ladder_search(bisect_search, oracle_of(p), caps[:-1], **search_kw(p))
+        for a, b in zip(shorter, rungs):
+            assert (a.result.emc, a.result.failed, [(x.n, x.attempt) for x in a.result.attempts]) == \
+                   (b.result.emc, b.result.failed, [(x.n, x.attempt) for x in b.result.attempts])
+        # the first rung is the configured search at that cap alone
+        alone = bisect_search(oracle_of({**p, "cap": caps[0]}), **search_kw(p))
+        assert (alone.emc, alone.failed, alone.fits) == (rungs[0].result.emc, rungs[0].result.failed, rungs[0].result.fits)
+
+
+def test_read_off_within_a_smaller_cap():
+    """read_off itself, on the records the oracle writes: a fit at step s holds within every cap at or
+    past s; below s the attempt was stopped by the cap, unfitted; a record capped below the asked cap
+    decides nothing (None: resume it)."""
+    rec = {"n": 10, "attempt": 0, "status": "fitted", "stop_reason": "fitted", "fitted": True, "train_acc": 1.0,
+           "steps": 120, "epochs": 120, "cap_steps": 400, "cost": 1200.0}
+    assert read_off(rec, 120)["fitted"] and read_off(rec, 400) is rec
+    low = read_off(rec, 119)
+    assert low["fitted"] is False and low["stop_reason"] == "cap" and low["steps"] == 119 and low["cap_steps"] == 119
+    capped = {**rec, "status": "unverified", "stop_reason": "cap", "fitted": False, "steps": 400, "epochs": 400}
+    assert read_off(capped, 800) is None and read_off(capped, 400) is capped
+    assert read_off(capped, 200)["fitted"] is False
+
+
+class Replay:
+    """An oracle that only replays a journal: asked for an attempt the journal lacks, it fails."""
+
+    def __init__(self, journal: Journal, cap: int):
+        self.journal, self.cap = journal, cap
+
+    def at(self, n: int, a: int, cap: int) -> Attempt:
+        rec = self.journal.get(n, a)
+        assert rec is not None, f"attempt (n={n}, {a}) is not in the journal: the replay would train"
+        got = read_off(rec, cap)
+        assert got is not None, f"attempt (n={n}, {a}) journalled below cap {cap}"
+        return Attempt(n, a, got["status"] == "fitted", cost=float(got["cost"]), status=got["status"], record=got)
+
+    def __call__(self, n: int, a: int) -> Attempt:
+        return self.at(n, a, self.cap)
+
+
+class Journalled(Jamming):
+    """The synthetic oracle writing every attempt (trained to the top cap) to a real journal."""
+
+    def __init__(self, p: dict, journal: Journal, top: int):
+        super().__init__(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"])
+        self.journal, self.top = journal, top
+
+    def at(self, n, a, cap):
+        if self.journal.get(n, a) is None:
+            self.journal.append(self.record(n, a, self.top))
+        rec = read_off(self.journal.get(n, a), cap)
+        return self.attempt_of(rec)
+
+
+def _summary(rungs):
+    return [(r.cap, r.result.emc, r.result.fitted, r.result.failed, r.result.lower_bound,
+             [(a.n, a.attempt, a.fitted, a.status) for a in r.result.attempts]) for r in rungs]
+
+
+@JOURNAL_SETTINGS
+@given(ladders())
+def test_a_search_replayed_from_its_journal_gives_the_same_result(pc):
+    with time_limit():
+        p, caps = pc
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "fits.jsonl"
+            first = ladder_search(bisect_search, Journalled(p, Journal(path, "h"), caps[-1]), caps, **search_kw(p))
+            again = Journal(path, "h")  # a new job on the same directory: the journal read back from disk
+            assert not again.rejected
+            replayed = ladder_search(bisect_search, Replay(again, caps[-1]), caps, **search_kw(p))
+            assert _summary(replayed) == _summary(first)
+            # another config's journal replays nothing
+            assert not Journal(path, "other").replayed
+
+
+@pytest.mark.parametrize("max_attempts", [1, 4])
+def test_a_rescue_raises_the_bracket_and_the_search_goes_on(max_attempts):
+    """A fixed example of the rescue path (the looping regression of issue 35: the bracket not raised
+    after a retry fits at the failed size). The first attempt fails at every size in (60, 100];
+    retries fit below 100; nothing fits from 100 on."""
+
+    def oracle(n, a):
+        ok = n < 100 and (n <= 60 or a > 0)
+        return Attempt(n, a, ok, status="fitted" if ok else "failed")
+
+    with time_limit():
+        res = bisect_search(oracle, start=8, pool=1000, resolution=0.05, max_attempts=max_attempts, growth="double")
+    if max_attempts == 1:
+        assert res.emc == 60 and 60 < res.failed <= 63
+    else:  # rescued at some failed size in (60, 100): the search goes on above it, to the real edge
+        assert 95 <= res.emc <= 99 and 100 <= res.failed <= 105 and rescues(res) >= 1
+        assert sorted(a.attempt for a in res.attempts if a.n == res.failed) == [0, 1, 2, 3]
