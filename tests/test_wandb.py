@@ -1,10 +1,12 @@
 """logger=wandb in offline mode (no network): a real run directory with EMC in its summary."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flexnet.config import compose
 from flexnet.loggers import (Logger, config_tags, make_logger, read_offline_run, sweep_group_name, wandb_mode,
@@ -166,16 +168,18 @@ def test_unreachable_online_server_falls_back_without_failing(tmp_path, monkeypa
 
 @pytest.mark.slow  # ~6 s here (W&B's offline service starts and finishes)
 def test_offline_run_has_per_epoch_training_curves_and_a_readable_name(tmp_path, monkeypatch, capsys):
-    """Every epoch of every attempt is a history row (train/loss, train/online_acc, train/lr, ...)
-    against the job's cumulative optimizer step; a single run is named after its model and data;
+    """With logger.every_steps=1 every epoch of every attempt is a history row (train/loss,
+    train/online_acc, train/lr, ...) against the job's cumulative optimizer step (the default throttles
+    them: tests/test_first_hour_loggers.py); every epoch is also in files/epochs.csv, beside the run's
+    config and summary as readable files; a single run is named after its model and data;
     `python -m flexnet.loggers <offline run dir>` prints them back without uploading anything."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
     # one size, up to 4 attempts (random labels at n = 32 within 20 steps: they fail)
     tiny = [o for o in TINY if not o.startswith("search.resolution")]  # not a key of search=fixed
-    cfg = _cfg(tiny + ["logger=wandb", "labeling=random_labels", "progress=false", "search=fixed", "search.n=32",
-                       "curve=false"])
+    cfg = _cfg(tiny + ["logger=wandb", "logger.every_steps=1", "labeling=random_labels", "progress=false",
+                       "search=fixed", "search.n=32", "curve=false"])
     outdir = tmp_path / "run"
     result = run_job(cfg, outdir, {})
     run_dir = next((outdir / "wandb").glob("offline-run-*"))
@@ -195,6 +199,12 @@ def test_offline_run_has_per_epoch_training_curves_and_a_readable_name(tmp_path,
     last = [r for r in rows if (r["train/n"], r["train/attempt"]) == (fits[-1]["n"], fits[-1]["attempt"])]
     assert last[-1]["train/epoch"] == fits[-1]["epochs"]
     assert run["summary"]["emc"] == result["emc"]
+    files = run_dir / "files"
+    assert yaml.safe_load((files / "flexnet_config.yaml").read_text())["search"]["n"] == 32
+    assert json.loads((files / "flexnet_summary.json").read_text())["emc"] == result["emc"]
+    with (files / "epochs.csv").open() as f:
+        curve = list(csv.DictReader(f))
+    assert [int(r["global_step"]) for r in curve] == steps  # the whole curve, once
     capsys.readouterr()
     assert inspect_offline([str(run_dir)]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]

@@ -1,7 +1,9 @@
 """Loggers (`logger` group): where a job's attempts, epochs and summary are sent besides its files.
 
 `Logger` (the base, which does nothing: `logger=none`), `WandbLogger` (`logger=wandb`: online when
-W&B is configured, offline otherwise; never blocks or fails a run for lack of network), `make_logger`
+W&B is configured, offline otherwise; never blocks or fails a run for lack of network), `CsvLogger`
+(`logger=csv`: plain files in `<job dir>/log/`, no dependency), `EpochThrottle` (which per-epoch rows
+a logger sends: every `every_steps` steps, each lr change, each attempt's first and last epoch), `make_logger`
 (which wraps any logger so that its errors are logged, never raised), the W&B naming helpers (run
 name, group, tags, run id), and the reader of an offline W&B run (`read_offline_run`), with its CLI:
 `python -m flexnet.loggers <job dir>/wandb/offline-run-*` prints the run's history as JSON lines.
@@ -44,6 +46,128 @@ LOGGERS: Registry[Callable[..., Logger]] = Registry("logger")
 @LOGGERS.register("none")
 def _none_logger(run_cfg: dict, outdir: Path, **_: Any) -> Logger:
     return Logger()
+
+
+# the per-epoch row a logger records (the keys of train_to_minimum's epoch metrics, tagged)
+EPOCH_KEYS = ("trial", "n", "attempt", "epoch", "step", "train_loss", "online_acc", "lr")
+# the per-attempt row (a journal record's summary)
+ATTEMPT_KEYS = ("trial", "n", "attempt", "status", "fitted", "train_acc", "train_loss", "test_acc", "epochs", "steps",
+                "cap_steps", "stop_reason", "grad_norm", "min_eig", "max_eig", "seconds", "cost")
+
+
+class EpochThrottle:
+    """Which per-epoch rows a logger sends (a 90 s job has tens of thousands of epochs): an attempt's
+    first epoch, then one every `every_steps` optimizer steps, every epoch whose lr differs from the
+    previous one (a plateau that was not a verified minimum), and the attempt's last epoch (`end`)."""
+
+    def __init__(self, every_steps: int):
+        self.every = max(1, int(every_steps))
+        self.key: Any = None
+        self.sent_step, self.lr, self.held = 0, None, None
+
+    def offer(self, rec: dict) -> list:
+        """The rows to send now for this epoch record (0, 1 or 2: a held last epoch of the attempt before)."""
+        key = (rec.get("trial"), rec.get("n"), rec.get("attempt"))
+        out = []
+        if key != self.key:
+            out += self.end()
+            self.key, self.lr = key, rec.get("lr")
+            self.sent_step = int(rec.get("step") or 0)
+            return out + [rec]
+        step = int(rec.get("step") or 0)
+        if step - self.sent_step >= self.every or rec.get("lr") != self.lr:
+            self.sent_step, self.lr, self.held = step, rec.get("lr"), None
+            return [rec]
+        self.held = rec
+        return []
+
+    def end(self) -> list:
+        """The attempt's last epoch if it was held back."""
+        held, self.held = self.held, None
+        return [held] if held is not None else []
+
+
+def _write_csv_row(path: Path, keys: tuple, rec: dict) -> None:
+    import csv
+
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(keys)
+        w.writerow(["" if rec.get(k) is None else rec.get(k) for k in keys])
+
+
+def read_csv_log(job_dir: Path) -> dict:
+    """A job's `logger=csv` files as plain data: {"attempts": [...], "epochs": [...], "summary": {...},
+    "config": {...}} (numbers as numbers, empty cells as None); empty lists / dicts for missing files."""
+    import csv
+
+    import yaml
+
+    d = Path(job_dir) / CSV_DIR
+
+    def num(v: str) -> Any:
+        if v == "":
+            return None
+        if v in ("True", "False"):
+            return v == "True"
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+    def rows(name: str) -> list:
+        p = d / name
+        if not p.exists():
+            return []
+        with p.open(newline="") as f:
+            return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+    summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else {}
+    config = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").exists() else {}
+    return {"attempts": rows("attempts.csv"), "epochs": rows("epochs.csv"), "summary": summary, "config": config}
+
+
+CSV_DIR = "log"
+
+
+class CsvLogger(Logger):
+    """`logger=csv`: the same rows as W&B gets, as plain files in `<job dir>/log/` (no dependency):
+    `config.yaml` (the run's config), `attempts.csv` (one row per attempt trained), `epochs.csv`
+    (per-epoch rows, throttled as EpochThrottle says), `summary.json` (emc.json without its config).
+    A resumed job appends. `flexnet.report` draws `training.png` from them (docs/report.md)."""
+
+    def __init__(self, run_cfg: dict, outdir: Path, every_steps: int = 500, **_: Any):
+        import yaml
+
+        self.dir = Path(outdir) / CSV_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.throttle = EpochThrottle(every_steps)
+        cfg = json_safe({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG})
+        (self.dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def log_epoch(self, rec: dict) -> None:
+        for row in self.throttle.offer(rec):
+            _write_csv_row(self.dir / "epochs.csv", EPOCH_KEYS, row)
+
+    def log_attempt(self, rec: dict) -> None:
+        for row in self.throttle.end():
+            _write_csv_row(self.dir / "epochs.csv", EPOCH_KEYS, row)
+        _write_csv_row(self.dir / "attempts.csv", ATTEMPT_KEYS, rec)
+
+    def log_summary(self, result: dict) -> None:
+        data = json_safe({k: v for k, v in result.items() if k != "config"})
+        tmp = self.dir / ".summary.json.tmp"
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, self.dir / "summary.json")
+
+
+@LOGGERS.register("csv")
+def _csv_logger(run_cfg: dict, outdir: Path, **kw: Any) -> Logger:
+    kw.pop("job_info", None)
+    return CsvLogger(run_cfg, outdir, **kw)
 
 
 
@@ -149,10 +273,13 @@ class WandbLogger(Logger):
     def __init__(self, run_cfg: dict, outdir: Path, project: str = "flexnet", entity: Optional[str] = None,
                  mode: str = "auto", group: Optional[str] = None, tags: Optional[list] = None,
                  run_id: Optional[str] = None, name: Optional[str] = None, job_info: Optional[dict] = None,
-                 init_timeout: float = 30.0, finish_timeout: float = 60.0, **_: Any):
+                 init_timeout: float = 30.0, finish_timeout: float = 60.0, every_steps: int = 500, **_: Any):
         import wandb
 
         self.wandb = wandb
+        self.throttle = EpochThrottle(every_steps)
+        self.curve: list = []  # every epoch of the job, logged once at the end (epochs.csv, an artifact)
+        self.run_cfg = json_safe({k: v for k, v in run_cfg.items() if k not in _NOT_RUN_CONFIG})
         self.mode = wandb_mode(mode)
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +324,8 @@ class WandbLogger(Logger):
         self._attempt, self._base, self._last_step = None, 0, 0
 
     def log_attempt(self, rec: dict) -> None:
+        for row in self.throttle.end():
+            self._log_epoch_row(row)
         self._i += 1
         data = {f"fit/{k}": (float(rec[k]) if isinstance(rec.get(k), bool) else rec.get(k))
                 for k in self.ATTEMPT_KEYS if rec.get(k) is not None}
@@ -206,12 +335,20 @@ class WandbLogger(Logger):
     EPOCH_KEYS = ("n", "attempt", "trial", "epoch", "step", "train_loss", "online_acc", "lr")
 
     def log_epoch(self, rec: dict) -> None:
+        """Every epoch goes into the job's curve (logged once, at the end); the history gets the rows
+        EpochThrottle lets through (logger.every_steps)."""
         key = (rec.get("trial"), rec.get("n"), rec.get("attempt"))
         if key != self._attempt:  # a new attempt continues the job's step axis
             self._attempt, self._base = key, self._base + self._last_step
         self._last_step = int(rec.get("step") or 0)
+        rec = {**rec, "global_step": self._base + self._last_step}
+        self.curve.append(tuple(rec.get(k) for k in (*EPOCH_KEYS, "global_step")))
+        for row in self.throttle.offer(rec):
+            self._log_epoch_row(row)
+
+    def _log_epoch_row(self, rec: dict) -> None:
         data = {f"train/{'loss' if k == 'train_loss' else k}": rec[k] for k in self.EPOCH_KEYS if rec.get(k) is not None}
-        data["train/global_step"] = self._base + self._last_step
+        data["train/global_step"] = rec["global_step"]
         self.run.log(json_safe(data))
 
     def log_summary(self, result: dict) -> None:
@@ -223,9 +360,36 @@ class WandbLogger(Logger):
             point["test_accuracy"] = result["test_accuracy"]
         self.run.log(json_safe(point))
         self.run.summary.update(flat)
+        self.summary = json_safe({k: v for k, v in result.items() if k != "config"})
+
+    def _write_files(self) -> None:
+        """Readable copies in the run's files/ (uploaded with it): flexnet_config.yaml, flexnet_summary.json,
+        epochs.csv (every epoch of the job), the last also as a `curve` artifact."""
+        import csv
+
+        import yaml
+
+        files = Path(self.run.dir)
+        (files / "flexnet_config.yaml").write_text(yaml.safe_dump(self.run_cfg, sort_keys=False))
+        if getattr(self, "summary", None) is not None:
+            (files / "flexnet_summary.json").write_text(json.dumps(self.summary, indent=1) + "\n")
+        if self.curve:
+            path = files / "epochs.csv"
+            with path.open("w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow((*EPOCH_KEYS, "global_step"))
+                w.writerows(["" if v is None else v for v in row] for row in self.curve)
+            art = self.wandb.Artifact(f"curve-{self.run.id}", type="curve",
+                                      description="every epoch of the job's attempts (n, attempt, step, loss, acc, lr)")
+            art.add_file(str(path))
+            self.run.log_artifact(art)
 
     def finish(self, exit_code: int = 0) -> None:
         run_dir = Path(self.run.dir).parent
+        try:
+            self._write_files()
+        except Exception as e:  # the run's history and summary are logged already
+            log.warning("W&B: the run's readable files were not written: %s", e)
         self.run.finish(exit_code=exit_code)
         if self.mode == "offline":
             print(f"W&B offline run saved; upload with: wandb sync {run_dir}", flush=True)

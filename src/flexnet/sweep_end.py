@@ -55,11 +55,11 @@ def _converged(res: dict) -> str:
 def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str], str]:
     """(header, rows, notes, the settings every job shares) of the sweep's jobs, in job order."""
     from .analysis.collect import collect
-    from .analysis.labels import fixed_settings, varying_keys
+    from .analysis.labels import differing_keys, fixed_settings, varying_keys
 
     col = collect([sweep_dir])
     jobs = sorted(col.jobs, key=lambda j: (_job_num(j.path, sweep_dir), j.trial or 0))
-    swept = [k for k in varying_keys(jobs) if k not in ("scaling.params",)]
+    swept = differing_keys(jobs, [k for k in varying_keys(jobs) if k not in ("scaling.params",)])
     shapes = [j.result.get("shape") or {} for j in jobs]
     shape_keys = [k for k, _ in SHAPE_KEYS
                   if any(k in s for s in shapes) and len({json.dumps(s.get(k)) for s in shapes}) > 1]

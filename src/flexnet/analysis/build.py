@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..loggers import CSV_DIR, read_csv_log
 from ..records import CURVE_FILE
 from ..records import read_curve
 from .collect import REPORT_DIR, Collection, Job, collect
@@ -143,6 +144,13 @@ def build_report(dirs: list[Path], by: Optional[list[str]] = None, out: Optional
             j.curve = read_curve(cp)
             if j.trial is not None:  # one of a job's trials: its own curve lines
                 j.curve = [r for r in j.curve if int(r.get("trial") or 0) == j.trial]
+        if (j.path / CSV_DIR / "epochs.csv").exists():  # logger=csv
+            try:
+                rows = read_csv_log(j.path)["epochs"]
+            except (OSError, ValueError) as e:
+                notes.append(f"{j.path / CSV_DIR / 'epochs.csv'}: not read ({e})")
+                rows = []
+            j.train_log = [r for r in rows if int(r.get("trial") or 0) == (j.trial or 0)]
     jobs.sort(key=lambda j: (j.group, j.target, str(j.seed), str(j.path)))
     rows = [_row(j, swept, root) for j in jobs]
     members: "OrderedDict[str, list[Job]]" = OrderedDict()

@@ -29,6 +29,7 @@ class Job:
     group: str = ""
     curve: Optional[list] = None
     trial: Optional[int] = None  # search.trials > 1: which of the job's trials this row is
+    train_log: Optional[list] = None  # logger=csv: the job's per-epoch rows (log/epochs.csv)
 
     @property
     def emc(self) -> int:

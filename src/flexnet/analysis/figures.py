@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CAP_FIGURE = "emc_vs_cap.png"  # drawn when the cap (train.min_steps) is swept (the pre-ladder emc_budget preset)
 LADDER_FIGURE = "emc_by_cap.png"  # drawn when jobs ran a ladder of caps (train.caps): one panel per series
+TRAINING_FIGURE = "training.png"  # drawn from logger=csv's per-epoch rows (log/epochs.csv)
 FIGURES = ("emc_vs_params.png", "log_emc.png", "generalization.png", "double_descent.png",
            "learning_curves.png", "time_to_fit.png", "corruption_test_error.png")
 
@@ -37,6 +38,9 @@ def draw_figures(rep: Report) -> P.Figures:
         _fig_emc_by_cap(rep, figs)
     if rep.generalization.get("points"):
         _fig_generalization(rep, figs)
+    logged = [j for j in rep.collection.jobs if j.train_log]
+    if logged:
+        _fig_training(rep, logged, figs)
     fixed = {n: g for n, g in rep.groups.items() if any(j.search == "fixed" for j in g["jobs"])}
     if fixed:
         fig_double_descent(rep, fixed, colors, figs)
@@ -133,17 +137,111 @@ def _fig_emc_by_cap(rep: Report, figs: P.Figures) -> None:
     P.save(fig, rep.out / LADDER_FIGURE, figs)
 
 
+def _arm_note(jobs: list) -> str:
+    """An arm's lr and cap for its legend entry: `lr 0.1, cap 20k steps` (ranges where its jobs differ)."""
+    def span(vals: list, fmt) -> str:
+        vals = sorted({v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        return "" if not vals else fmt(vals[0]) if len(vals) == 1 else f"{fmt(vals[0])}-{fmt(vals[-1])}"
+
+    def steps(c: float) -> str:
+        return f"{c / 1000:g}k" if c >= 1000 else f"{c:g}"
+
+    lr = span([j.config.get("optimizer.lr") for j in jobs], lambda v: f"{v:g}")
+    cap = span([j.result.get("emc_cap_steps") for j in jobs], steps)
+    return ", ".join(p for p in (f"lr {lr}" if lr else "", f"cap {cap} steps" if cap else "") if p)
+
+
+def log_emc_points(groups: dict) -> list[dict]:
+    """Per group (arm) the point of log_emc.png: the EMC (10^mean log10 EMC over its model sizes, per
+    trial, then over trials), its interval (+-SE over trials from MIN_INTERVAL_POINTS trials; with fewer,
+    the search's own bracket [fitted, failed) on the same mean), whether it is budget-stable (no job with
+    emc.json budget_stable false) and its legend note (lr, cap)."""
+    from .stats import MIN_INTERVAL_POINTS
+
+    out = []
+    for name, g in groups.items():
+        m, se, n = g["log_emc"]
+        if not math.isfinite(m):
+            continue
+        jobs = [j for j in g["emc_jobs"] if j.emc > 0]
+        if n >= MIN_INTERVAL_POINTS and math.isfinite(se):
+            lo, hi, kind = 10 ** (m - se), 10 ** (m + se), "SE"
+        else:
+            fitted = [j.result.get("bracket", {}).get("fitted") or j.emc for j in jobs]
+            failed = [(j.result.get("bracket") or {}).get("failed") for j in jobs]
+            if all(isinstance(f, (int, float)) and f > 0 for f in failed):
+                lo = 10 ** float(np.mean(np.log10(fitted)))
+                hi = 10 ** float(np.mean(np.log10(failed)))
+                kind = "bracket"
+            else:
+                lo = hi = 10 ** m
+                kind = "none"
+        out.append({"group": name, "label": g["label"], "emc": 10 ** m, "lo": lo, "hi": hi, "interval": kind,
+                    "trials": n, "budget_stable": not any(j.result.get("budget_stable") is False for j in jobs),
+                    "note": _arm_note(jobs), "emcs": [j.emc for j in jobs]})
+    return out
+
+
 def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> None:
-    names = [n for n, g in groups.items() if math.isfinite(g["log_emc"][0])]
-    fig, ax = P.subplots(max(5.0, 1.2 * len(names) + 2), 4.5)
-    means = [groups[n]["log_emc"][0] for n in names]
-    ses = [P.error_bar(groups[n]["log_emc"][1], groups[n]["log_emc"][2]) for n in names]
-    ax.bar(range(len(names)), means, yerr=ses, capsize=4, color=[colors[n] for n in names])
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([groups[n]["label"] for n in names], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("mean log10 EMC over model sizes")
-    P.set_title(ax, rep, "Mean log EMC per group (SE over trials)")
+    """One row per arm: its EMC as a point on a log axis with its interval (never a bar from 0: 2.91 and
+    2.94 in log10 are 813 and 871), the jobs' own EMCs as small dots; hollow: budget-unstable (the EMC
+    grew over the ladder's last rung); each arm's lr and cap in its label."""
+    pts = log_emc_points(groups)
+    if not pts:
+        return
+    fig, ax = P.subplots(9.0, max(2.6, 0.55 * len(pts) + 1.8))
+    ys = np.arange(len(pts))[::-1]
+    for y, p in zip(ys, pts):
+        c = colors[p["group"]]
+        if p["interval"] != "none":
+            ax.plot([p["lo"], p["hi"]], [y, y], "-", color=c, lw=2, alpha=0.8, solid_capstyle="butt")
+            ax.plot([p["lo"], p["hi"]], [y, y], "|", color=c, ms=10)
+        ax.plot(p["emcs"], [y] * len(p["emcs"]), ".", color=c, alpha=0.35, ms=5)
+        face = c if p["budget_stable"] else "white"
+        ax.plot([p["emc"]], [y], "o", mfc=face, mec=c, mew=1.6, ms=8)
+        ax.annotate(f"{p['emc']:.0f}", (p["emc"], y), textcoords="offset points", xytext=(0, 7), ha="center",
+                    fontsize=7)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{p['label']}\n({p['note']})" if p["note"] else p["label"] for p in pts], fontsize=8)
+    ax.set_xscale("log")
+    lo = min(min(p["lo"], *p["emcs"]) for p in pts)
+    hi = max(max(p["hi"], *p["emcs"]) for p in pts)
+    ax.set_xlim(lo / 1.15, hi * 1.15)
+    ax.set_ylim(-0.7, len(pts) - 0.3)
+    kinds = {p["interval"] for p in pts}
+    what = "; ".join(x for x in (
+        "line: ±SE over trials" if "SE" in kinds else "",
+        "line: the search's bracket (fitted, failed), one trial" if "bracket" in kinds else "",
+        "hollow: budget-unstable (grew over the ladder's last rung)" if any(not p["budget_stable"] for p in pts) else "",
+    ) if x)
+    ax.set_xlabel("EMC (samples; geometric mean over model sizes; dots: each job)")
+    ax.grid(True, which="both", axis="x", alpha=0.2)
+    P.set_title(ax, rep, "EMC per arm" + (f"\n{what}" if what else ""))
     P.save(fig, rep.out / "log_emc.png", figs)
+
+
+def _fig_training(rep: Report, jobs: list, figs: P.Figures) -> None:
+    """logger=csv: each job's training loss against its optimizer steps, its attempts one after another
+    (the rows logger.every_steps kept), on a log axis; one line per job (at most 12)."""
+    fig, ax = P.subplots(9.0, 4.5)
+    cols = P.palette([str(j.path) for j in jobs[:12]])
+    for j in jobs[:12]:
+        x, y, base, last, key = [], [], 0, 0, None
+        for r in j.train_log:
+            k = (r.get("trial"), r.get("n"), r.get("attempt"))
+            if k != key:
+                base, key = base + last, k
+                if x:  # a gap between attempts
+                    x.append(float("nan"))
+                    y.append(float("nan"))
+            last = int(r.get("step") or 0)
+            x.append(base + last)
+            y.append(float(r["train_loss"]) if r.get("train_loss") is not None else float("nan"))
+        ax.plot(x, y, "-", lw=0.9, color=cols[str(j.path)], label=f"{j.path.name}: {j.group}")
+    ax.set_yscale("log")
+    more = f" (first 12 of {len(jobs)} jobs)" if len(jobs) > 12 else ""
+    P.finish(fig, ax, rep, figs, TRAINING_FIGURE, "optimizer steps (the job's attempts one after another)",
+             "training loss (epoch mean)", f"Training loss per job, logger=csv{more}")
 
 
 def _fig_generalization(rep: Report, figs: P.Figures) -> None:

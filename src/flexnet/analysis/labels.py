@@ -31,6 +31,26 @@ def varying_keys(jobs: list[Job]) -> list[str]:
     return out
 
 
+def differing_keys(jobs: list[Job], keys: list[str]) -> list[str]:
+    """The keys of `keys` a summary table shows: without those that only come with an option (a key of
+    group g set in some jobs, absent in the others, and one value per option g.name where set: e.g.
+    optimizer.momentum beside optimizer=sgd,adam), which the option's own column already says."""
+    out = []
+    for k in keys:
+        head = k.split(".", 1)[0]
+        name = f"{head}.name"
+        absent = any(j.config.get(k) is None for j in jobs)
+        if k != name and absent and len({str(j.config.get(name)) for j in jobs}) > 1:
+            per: dict[str, set] = {}
+            for j in jobs:
+                if j.config.get(k) is not None:
+                    per.setdefault(str(j.config.get(name)), set()).add(json.dumps(j.config.get(k), default=str))
+            if all(len(v) == 1 for v in per.values()):
+                continue
+        out.append(k)
+    return out
+
+
 def _short(k: str) -> str:
     return k[:-5] if k.endswith(".name") else k
 

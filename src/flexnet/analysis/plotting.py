@@ -78,7 +78,8 @@ def save(fig, path: Path, figures: list[Path]) -> None:
     if isinstance(figures, Figures):
         figures.text[path.name] = {"title": fig.axes[0].get_title(),
                                    "legend": [t.get_text() for leg in fig.legends for t in leg.get_texts()],
-                                   "ticks": [t.get_text() for t in fig.axes[0].get_xticklabels()]}
+                                   "ticks": [t.get_text() for t in fig.axes[0].get_xticklabels()],
+                                   "yticks": [t.get_text() for t in fig.axes[0].get_yticklabels()]}
     fig.savefig(path, dpi=120)
     pyplot().close(fig)
     figures.append(path)

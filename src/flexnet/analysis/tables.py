@@ -121,7 +121,10 @@ def write_markdown(rep: Report) -> None:
                          f"[{pl.b_lo:.3f}, {pl.b_hi:.3f}]" if pl and math.isfinite(pl.b_lo) else "",
                          f"{bpp[0]:.3g}" if bpp else "", g["unverified"], g["converged"]])
         parts.append("## Groups\n\n" + _md_table(hdr, rows))
-        cols = ["group", *[k for k in rep.swept if k not in rep.by], "params_target", "params_actual", "emc",
+        from .labels import differing_keys
+
+        shown = differing_keys(rep.collection.jobs, [k for k in rep.swept if k not in rep.by])  # not option-only keys
+        cols = ["group", *shown, "params_target", "params_actual", "emc",
                 "emc_cap_steps", "emc_by_cap", "budget_stable", "converged", "bracket_fitted", "bracket_failed", "fits", "unverified", "test_accuracy", "bits_per_param"]
         parts.append("## Jobs\n\n" + _md_table(cols, [[_num(r.get(c)) for c in cols] for r in rep.rows]))
     if rep.cap is not None:

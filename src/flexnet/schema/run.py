@@ -107,17 +107,27 @@ class Wandb(NameOnly):
     tags: List[str] = field(default_factory=list)
     init_timeout: float = 30.0
     finish_timeout: float = 60.0
+    every_steps: int = 500
 
     def check(self) -> None:
         one_of(self, "mode", ("auto", "online", "offline", "disabled"))
         positive(self, "init_timeout")
         at_least(self, 0, "finish_timeout")
+        at_least(self, 1, "every_steps")
+
+
+@dataclass
+class Csv(NameOnly):
+    every_steps: int = 500
+
+    def check(self) -> None:
+        at_least(self, 1, "every_steps")
 
 
 # ------------------------------------------------------------------ option -> schema (SCHEMAS in validate.py)
 
 SEARCH_SCHEMAS: dict[str, type] = {"bisect": Bisect, "linear": Linear, "fixed": Fixed}
-LOGGER_SCHEMAS: dict[str, type] = {"none": NameOnly, "wandb": Wandb}
+LOGGER_SCHEMAS: dict[str, type] = {"none": NameOnly, "wandb": Wandb, "csv": Csv}
 
 
 # ---- train: and convergence: (extend here, or add a field to Budget / Checks in fit/spec.py)
