@@ -111,6 +111,22 @@ class Jamming:
         return self.at(n, a, self.cap)
 
 
+class Batched(Jamming):
+    """The same oracle, also training several attempts of a size together (`batch_at`, as oracle.py's
+    stacked attempts do; `batch` at its one cap), each call logged with the cap it was given."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.batches: list[tuple] = []
+
+    def batch_at(self, n: int, attempts: list, cap: int) -> list:
+        self.batches.append((n, tuple(attempts), cap))
+        return [self.at(n, a, cap) for a in attempts]
+
+    def batch(self, n: int, attempts: list) -> list:
+        return self.batch_at(n, attempts, self.cap)
+
+
 def bound(pool: int, resolution: float, max_attempts: int, growth: str, rescues: int) -> int:
     """The stated bound on a bisect search's attempts. A phase (growth from a size until a first attempt
     fails, then bisection of the bracket) probes at most P sizes: doubling reaches the pool in
@@ -158,6 +174,8 @@ def check_bracket(res, p: dict, fits) -> None:
     fitted_sizes = [a.n for a in res.attempts if a.fitted]
     assert res.emc == max(fitted_sizes, default=0), "the EMC is the largest fitted size seen"
     assert res.fitted == (res.emc or None)
+    assert res.cost == sum(a.cost for a in res.attempts) and res.fits == len(res.attempts)
+    assert res.unverified == sum(a.status == "unverified" for a in res.attempts)
     keys = [(a.n, a.attempt) for a in res.attempts]
     assert len(keys) == len(set(keys)), "an (n, attempt) run twice"
     if res.failed is None:
@@ -257,6 +275,35 @@ def test_ladder_rungs_are_monotone_and_agree_with_read_off(pc):
         # the first rung is the configured search at that cap alone
         alone = bisect_search(oracle_of({**p, "cap": caps[0]}), **search_kw(p))
         assert (alone.emc, alone.failed, alone.fits) == (rungs[0].result.emc, rungs[0].result.failed, rungs[0].result.fits)
+
+
+@SETTINGS
+@given(ladders())
+def test_batched_retries_and_progress_change_nothing_but_the_order(pc):
+    """batch_attempts=True (a size's remaining retries trained together, through the rung's `batch_at`
+    at that rung's cap) gives every rung the same EMC and bracket as one attempt at a time; the progress
+    callback sees every attempt once, in the order run, with the bracket's lower end as it stood."""
+    with time_limit():
+        p, caps = pc
+        plain = ladder_search(bisect_search, oracle_of(p), caps, **search_kw(p))
+        o = Batched(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"])
+        seen = []
+        batched = ladder_search(bisect_search, o, caps, batch_attempts=True,
+                                progress=lambda a, lo, hi: seen.append((a.n, a.attempt, a.record["cap_steps"], lo, hi)),
+                                **search_kw(p))
+        for a, b in zip(plain, batched):
+            assert (a.result.emc, a.result.fitted, a.result.failed, a.result.lower_bound) == \
+                   (b.result.emc, b.result.fitted, b.result.failed, b.result.lower_bound)
+            if b.result.failed is not None and p["max_attempts"] > 2:
+                # the failed size's retries (attempts 1..) were one batch at this rung's cap
+                assert (b.result.failed, tuple(range(1, p["max_attempts"])), b.cap) in o.batches
+        assert all(cap in caps for _, _, cap in o.batches)
+        ran = [(a.n, a.attempt, r.cap) for r in batched for a in r.result.attempts]
+        assert [s_[:3] for s_ in seen] == ran
+        # the bracket's lower end as each attempt came in: never above the rung's EMC, never falling
+        for r in batched:
+            los = [lo for n, att, cap, lo, hi in seen if cap == r.cap]
+            assert los == sorted(los) and all(lo <= r.result.emc for lo in los)
 
 
 def test_read_off_within_a_smaller_cap():
