@@ -112,3 +112,17 @@ def test_differing_keys_drops_keys_that_only_come_with_an_option():
     assert differing_keys(jobs, keys) == ["optimizer.lr", "optimizer.name"]
     jobs.append(job(**{"optimizer.name": "sgd", "optimizer.momentum": 0.0, "optimizer.lr": 0.1}))
     assert differing_keys(jobs, keys) == ["optimizer.lr", "optimizer.momentum", "optimizer.name"]  # sgd arms differ
+
+
+def test_sweep_table_names_the_ladders_caps(tmp_path):
+    """The EMC-per-job table's header line says the ladder's rungs (it said the unused epoch cap)."""
+    from flexnet.sweep_end import summary_table
+
+    for k in range(2):
+        _job(tmp_path / str(k), 50 + k, 60, params=300 + k)
+        p = tmp_path / str(k) / "emc.json"
+        r = json.loads(p.read_text())
+        r["convergence"] = {"cap": {"caps": [100, 200, 400], "epochs": 2000, "min_steps": 20000}}
+        p.write_text(json.dumps(r))
+    head = summary_table(tmp_path).splitlines()[0]
+    assert head.endswith("caps 100, 200, 400 steps") and "2000 epochs" not in head

@@ -87,7 +87,9 @@ def summary_rows(sweep_dir: Path) -> tuple[list[str], list[list[str]], list[str]
     fixed = fixed_settings(jobs) if jobs else ""
     caps = {json.dumps(((j.result.get("convergence") or {}).get("cap"))) for j in jobs}
     cap = (jobs[0].result.get("convergence") or {}).get("cap") if len(caps) == 1 and jobs else None
-    if cap:
+    if cap and cap.get("caps"):  # the ladder (train.caps): its rungs, in steps
+        fixed += f"{', ' if fixed else ''}caps {', '.join(str(c) for c in cap['caps'])} steps"
+    elif cap:
         fixed += f"{', ' if fixed else ''}cap {cap.get('epochs')} epochs / {cap.get('min_steps')} steps"
     return header, rows, notes, fixed
 
