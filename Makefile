@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 DEPS_STAMP := $(VENV)/.flexnet-deps-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 PROJECT_STAMP := $(VENV)/.flexnet-src-$(shell echo "$(CURDIR)" | sha256sum | cut -c1-12)
 
-.PHONY: help install run sweep test test-fast test-slurm bench reproduce reproduce-extra report clean slurm-start slurm-stop
+.PHONY: help install run sweep test test-fast test-slurm mutate seeded-bugs bench reproduce reproduce-extra report clean slurm-start slurm-stop
 
 help:  ## list the targets
 	@echo "make TARGET [VENV=.venv] [PYTEST_ARGS=...]; targets:"
@@ -43,6 +43,12 @@ test: install  ## the test suite (all but the slurm-marked tests; what CI runs)
 
 test-fast: install  ## the quick subset: no slow and no slurm tests, nothing started on the system
 	$(PY) -m pytest -q -m 'not slow and not slurm' $(PYTEST_ARGS)
+
+mutate: install  ## mutation testing of the core (mutmut; slow, not in CI): MUTATE_GROUPS="search records verdicts fit", build/mutate/scores.md
+	$(PY) scripts/mutate.py $(MUTATE_GROUPS)
+
+seeded-bugs: install  ## issue 35's seven code changes, each on a copy of the tree: the fast tests must fail on each (FULL=1: whole fast suite)
+	$(PY) scripts/seeded_bugs.py $(SEEDED)
 
 slurm-start:  ## start a local single-node Slurm cluster (installs slurm/munge/mariadb with apt if missing)
 	bash scripts/slurm-local.sh start
