@@ -2,9 +2,10 @@
 
 The oracle models the jamming transition: attempt `a` at size n needs T(n, a) optimizer steps to fit,
 T = scale x n / (threshold - n) x lognormal noise below a random threshold, never at or above it, and
-a random share of attempts are bad draws that never fit (the retries rescue them). Within a cap C an
-attempt fits iff T <= C, so the ladder of caps is modelled exactly as the converge policy promises: an
-attempt's trajectory does not depend on its cap.
+a random share of attempts are bad draws that never fit (the retries rescue them). Training stops at
+whole epochs (1, 3 or 8 steps each): within a cap C an attempt fits iff the epoch in which it reaches
+T ends no later than the epoch that reaches C, so the ladder of caps is modelled as the converge policy
+promises: an attempt's trajectory does not depend on its cap.
 
 Properties, for every drawn threshold, noise, resolution, retries, growth rule and ladder:
   * the search terminates within a stated number of attempts, and never runs an (n, attempt) twice;
@@ -74,9 +75,9 @@ class Jamming:
     at one cap. Deterministic in (seed, n, attempt): the same attempt gives the same answer."""
 
     def __init__(self, threshold: int, seed: int, sigma: float, p_bad: float, scale: float, cap: int,
-                 budget: int = 10**9):
+                 budget: int = 10**9, spe: int = 1):
         self.threshold, self.seed, self.sigma, self.p_bad, self.scale = threshold, seed, sigma, p_bad, scale
-        self.cap, self.budget = cap, budget
+        self.cap, self.budget, self.spe = cap, budget, spe  # spe: optimizer steps per epoch
         self.calls: list[tuple] = []
 
     def time_to_fit(self, n: int, a: int) -> float:
@@ -87,15 +88,24 @@ class Jamming:
             return math.inf
         return self.scale * n / (self.threshold - n) * noise
 
-    def record(self, n: int, a: int, cap: int) -> dict:
-        """The journal record of attempt (n, a) trained to `cap` (one step per epoch)."""
+    def epoch_end(self, step: float) -> int:
+        """Training stops at whole epochs: the end of the epoch in which `step` falls."""
+        return max(1, math.ceil(step / self.spe)) * self.spe
+
+    def fits(self, n: int, a: int, cap: int) -> bool:
+        """Within `cap` the attempt fits iff its fit (checked at an epoch's end) comes no later than the end
+        of the epoch that reaches the cap."""
         t = self.time_to_fit(n, a)
-        fit = t <= cap
-        steps = max(1, math.ceil(t)) if fit else cap
+        return math.isfinite(t) and self.epoch_end(t) <= self.epoch_end(cap)
+
+    def record(self, n: int, a: int, cap: int) -> dict:
+        """The journal record of attempt (n, a) trained to `cap`."""
+        fit = self.fits(n, a, cap)
+        steps = self.epoch_end(self.time_to_fit(n, a)) if fit else self.epoch_end(cap)
         return {"n": n, "attempt": a, "seed": a, "status": "fitted" if fit else "unverified",
                 "stop_reason": "fitted" if fit else "cap", "fitted": fit, "train_acc": 1.0 if fit else 0.9,
-                "train_loss": 0.0 if fit else 0.5, "steps": steps, "epochs": steps, "cap_steps": cap,
-                "cost": float(n * steps)}
+                "train_loss": 0.0 if fit else 0.5, "steps": steps, "epochs": steps // self.spe, "cap_steps": cap,
+                "cost": float(n * (steps // self.spe))}
 
     def attempt_of(self, rec: dict) -> Attempt:
         return Attempt(rec["n"], rec["attempt"], rec["status"] == "fitted", cost=rec["cost"], status=rec["status"],
@@ -154,11 +164,12 @@ def problems(draw):
         p_bad=draw(st.sampled_from([0.0, 0.2, 0.5])),
         scale=draw(st.sampled_from([5.0, 50.0, 400.0])),
         cap=draw(st.sampled_from([100, 1000, 10000])),
+        spe=draw(st.sampled_from([1, 3, 8])),
     )
 
 
 def oracle_of(p: dict, budget: int = 10**9) -> Jamming:
-    return Jamming(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"], budget)
+    return Jamming(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"], budget, p["spe"])
 
 
 def search_kw(p: dict) -> dict:
@@ -200,13 +211,13 @@ def test_bisect_terminates_and_its_bracket_obeys_the_rule(p):
         res = bisect_search(o, **search_kw(p))
         assert len(o.calls) == res.fits
         assert res.fits <= bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], rescues(res))
-        check_bracket(res, p, lambda n, a: o.time_to_fit(n, a) <= p["cap"])
+        check_bracket(res, p, lambda n, a: o.fits(n, a, p["cap"]))
         # the truth is known: the EMC is a size where some attempt fits, and without noise the bracket
         # holds the threshold (every size below it fits on the first attempt)
         if res.emc:
-            assert any(o.time_to_fit(res.emc, a) <= p["cap"] for a in range(p["max_attempts"]))
+            assert any(o.fits(res.emc, a, p["cap"]) for a in range(p["max_attempts"]))
         if p["p_bad"] == 0 and p["sigma"] == 0 and res.failed is not None:
-            true_emc = max((n for n in range(1, p["pool"] + 1) if o.time_to_fit(n, 0) <= p["cap"]), default=0)
+            true_emc = max((n for n in range(1, p["pool"] + 1) if o.fits(n, 0, p["cap"])), default=0)
             assert res.emc <= true_emc < res.failed
 
 
@@ -253,7 +264,7 @@ def test_ladder_rungs_are_monotone_and_agree_with_read_off(pc):
         top = caps[-1]
         for r in rungs:
             res = r.result
-            check_bracket(res, p, lambda n, a, c=r.cap: o.time_to_fit(n, a) <= c)
+            check_bracket(res, p, lambda n, a, c=r.cap: o.fits(n, a, c))
         for lower, r in zip([None, *rungs], rungs):
             res = r.result
             # a rung above the first replays the first-attempt fits of the rung below, and its EMC's fit, within
@@ -286,7 +297,7 @@ def test_batched_retries_and_progress_change_nothing_but_the_order(pc):
     with time_limit():
         p, caps = pc
         plain = ladder_search(bisect_search, oracle_of(p), caps, **search_kw(p))
-        o = Batched(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"])
+        o = Batched(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"], spe=p["spe"])
         seen = []
         batched = ladder_search(bisect_search, o, caps, batch_attempts=True,
                                 progress=lambda a, lo, hi: seen.append((a.n, a.attempt, a.record["cap_steps"], lo, hi)),
@@ -341,7 +352,7 @@ class Journalled(Jamming):
     """The synthetic oracle writing every attempt (trained to the top cap) to a real journal."""
 
     def __init__(self, p: dict, journal: Journal, top: int):
-        super().__init__(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"])
+        super().__init__(p["threshold"], p["seed"], p["sigma"], p["p_bad"], p["scale"], p["cap"], spe=p["spe"])
         self.journal, self.top = journal, top
 
     def at(self, n, a, cap):
