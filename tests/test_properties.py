@@ -329,6 +329,33 @@ def test_read_off_within_a_smaller_cap():
     capped = {**rec, "status": "unverified", "stop_reason": "cap", "fitted": False, "steps": 400, "epochs": 400}
     assert read_off(capped, 800) is None and read_off(capped, 400) is capped
     assert read_off(capped, 200)["fitted"] is False
+    assert read_off(rec, None) is rec  # no ladder: the record as trained
+
+
+def test_read_off_in_whole_epochs_with_the_rung_evaluations():
+    """Four steps per epoch: an attempt stops at the end of the epoch that reaches the cap, so within a cap
+    of 101 it ran to step 104; the accuracy and loss within a cap are those evaluated at that rung; the
+    record says how far the attempt it was read off went (`read_off`: its fit step, or its own cap)."""
+    rungs = [{"cap": 50, "step": 52, "train_acc": 0.5, "train_loss": 1.5},
+             {"cap": 101, "step": 104, "train_acc": 0.8, "train_loss": 0.7}]
+    fit = {"n": 10, "attempt": 2, "seed": 5, "status": "fitted", "stop_reason": "fitted", "fitted": True,
+           "train_acc": 1.0, "steps": 120, "epochs": 30, "cap_steps": 400, "cost": 300.0, "rungs": rungs}
+    within = read_off(fit, 117)  # rung end 120: the fit at step 120 is seen
+    assert within["fitted"] and within["cap_steps"] == 117 and within["read_off"] == 120
+    low = read_off(fit, 101)
+    assert (low["steps"], low["epochs"], low["cap_steps"], low["cost"]) == (104, 26, 101, 260.0)
+    assert (low["train_acc"], low["train_loss"]) == (0.8, 0.7) and low["read_off"] == 120
+    assert low["rungs"] == rungs and read_off(fit, 50)["rungs"] == rungs[:1]
+    assert (low["n"], low["attempt"], low["seed"], low["status"]) == (10, 2, 5, "unverified")
+    assert read_off(fit, 60)["train_acc"] is None  # no evaluation at a cap the attempt had no rung for
+    capped = {**fit, "status": "unverified", "stop_reason": "cap", "fitted": False, "steps": 400, "epochs": 100}
+    assert read_off(capped, 101)["read_off"] == 400 and read_off(capped, 101)["steps"] == 104
+    # a capped record without cap_steps reached its steps
+    bare = {k: v for k, v in capped.items() if k != "cap_steps"}
+    assert read_off(bare, 101)["read_off"] == 400 and read_off(bare, 401) is None
+    # solved in closed form (no epochs): the same record within any cap
+    closed = {**fit, "epochs": 0, "steps": 0}
+    assert read_off(closed, 7) is closed
 
 
 class Replay:
