@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # group -> (modules mutated, relative to src/flexnet; fast test files run against their mutants)
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "search": (["search/base.py", "search/bisect.py", "search/ladder.py", "search/linear.py", "search/fixed.py"],
-               ["tests/test_search.py", "tests/test_properties.py"]),
+               ["tests/test_search.py", "tests/test_properties.py", "tests/test_search_aim.py"]),
     "records": (["records.py"],
                 ["tests/test_properties.py", "tests/test_gaps.py", "tests/test_resume.py",
                  "tests/test_reliability_results.py", "tests/test_reliability.py"]),

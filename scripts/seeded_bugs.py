@@ -1,8 +1,8 @@
 """The seven code changes of issue 35, each applied to a copy of the tree, with the relevant fast test files
 run against it: every one must fail them, quickly, and none may hang (docs/testing.md).
 
-Each change is a (file, old text, new text) edit; the copy lives under build/seeded/<name>/ (src/, tests/,
-conf/, pyproject.toml), its tests run with that src/ first on the path, so the working tree is never
+Each change is a (file, old text, new text) edit; the copy lives under build/seeded/<name>/ (the files git
+tracks or would track), its tests run with that src/ first on the path, so the working tree is never
 edited. A change whose old text is no longer in the code is reported as stale (update the edit).
 
     python scripts/seeded_bugs.py [NAME ...]     # default: all seven; FULL=1: the whole fast suite each
@@ -41,6 +41,18 @@ CHANGES = {
 }
 
 
+def copy_tree(dst: Path) -> None:
+    """The working tree as git sees it (tracked files and untracked ones not ignored): the whole fast
+    suite reads scripts/, README.md and docs/ too."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                         check=True).stdout.decode()
+    for rel in filter(None, out.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+
+
 def apply(dst: Path, files, olds, news) -> None:
     if isinstance(files, str):
         files, olds, news = [files], [olds], [news]
@@ -61,10 +73,7 @@ def main(argv: list[str]) -> int:
         dst = base / name
         if dst.exists():
             shutil.rmtree(dst)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
-        for d in ("src", "tests", "conf"):
-            shutil.copytree(ROOT / d, dst / d, ignore=ignore)
-        shutil.copy2(ROOT / "pyproject.toml", dst / "pyproject.toml")
+        copy_tree(dst)
         apply(dst, files, olds, news)
         env = {**os.environ, "PYTHONPATH": str(dst / "src"), "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAST,
