@@ -36,7 +36,7 @@ TINY = [
 try:
     from hypothesis import settings as _hsettings
 
-    _hsettings.register_profile("flexnet", database=None, print_blob=True)
+    _hsettings.register_profile("flexnet", database=None, print_blob=True, max_examples=80)
     _hsettings.register_profile("mutate", database=None, print_blob=True, derandomize=True, max_examples=15)
     _hsettings.load_profile(os.environ.get("FLEXNET_HYPOTHESIS_PROFILE", "flexnet"))
 except ImportError:  # the dev extras not installed: test_properties.py fails to import, nothing else needs it

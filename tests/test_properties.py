@@ -34,8 +34,9 @@ from flexnet.records import Journal
 from flexnet.search import Attempt, bisect_search, linear_search
 from flexnet.search.ladder import ladder_search, read_off
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-JOURNAL_SETTINGS = settings(SETTINGS, max_examples=40)  # each example writes a journal (an fsync per line)
+# examples per property: the profile's (tests/conftest.py: 80; 15 under make mutate, which runs them per mutant)
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+JOURNAL_SETTINGS = settings(SETTINGS, max_examples=max(10, settings.default.max_examples // 2))  # an fsync a line
 
 
 EXAMPLE_SECONDS = 10  # one example's searches take milliseconds; one that loops fails after this
