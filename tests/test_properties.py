@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from flexnet.records import Journal
 from flexnet.search import Attempt, bisect_search, linear_search
-from flexnet.search.ladder import ladder_search, read_off
+from flexnet.search.ladder import ladder_search, reach, read_off, rung_end
 
 # examples per property: the profile's (tests/conftest.py: 80; 15 under make mutate, which runs them per mutant)
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -333,6 +333,22 @@ def test_read_off_within_a_smaller_cap():
     assert read_off(rec, None) is rec  # no ladder: the record as trained
 
 
+def test_rung_end_and_reach():
+    """Where an attempt given a cap stops at the latest (the end of the epoch reaching it, an int for the
+    journal), and how far a record saw its attempt (its fit or verdict step; its own cap when capped)."""
+    assert rung_end({"epochs": 25, "steps": 100}, 101) == 104 and isinstance(rung_end({"epochs": 25, "steps": 100}, 101), int)
+    assert rung_end({"epochs": 25, "steps": 100}, 100) == 100
+    assert rung_end({"epochs": 0, "steps": 0}, 7) == 7  # no epochs recorded: one step each
+    assert rung_end({}, 7) == 7
+    capped = {"n": 10, "stop_reason": "cap", "steps": 404, "epochs": 101, "cap_steps": 401}
+    assert reach(capped) == 401 and reach({**capped, "cap_steps": None}) == 404
+    assert reach({"stop_reason": "fitted", "steps": 120, "cap_steps": 400}) == 120
+    assert reach({"stop_reason": "cap"}) == 0 and reach({}) == 0
+    # stopped by cap 401 (at step 404): within cap 402 (rung end 404 as well) it is undecided, resume it
+    assert read_off(capped, 402) is None
+    assert read_off(capped, 401) is capped and read_off(capped, 399)["read_off"] == 401
+
+
 def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     """Four steps per epoch: an attempt stops at the end of the epoch that reaches the cap, so within a cap
     of 101 it ran to step 104; the accuracy and loss within a cap are those evaluated at that rung; the
@@ -345,6 +361,7 @@ def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     assert within["fitted"] and within["cap_steps"] == 117 and within["read_off"] == 120
     low = read_off(fit, 101)
     assert (low["steps"], low["epochs"], low["cap_steps"], low["cost"]) == (104, 26, 101, 260.0)
+    assert isinstance(low["steps"], int) and isinstance(low["epochs"], int)  # the journal takes ints only
     assert (low["train_acc"], low["train_loss"]) == (0.8, 0.7) and low["read_off"] == 120
     assert low["rungs"] == rungs and read_off(fit, 50)["rungs"] == rungs[:1]
     assert (low["n"], low["attempt"], low["seed"], low["status"]) == (10, 2, 5, "unverified")
