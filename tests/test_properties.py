@@ -374,6 +374,9 @@ def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     # solved in closed form (no epochs): the same record within any cap
     closed = {**fit, "epochs": 0, "steps": 0}
     assert read_off(closed, 7) is closed
+    # a fixed-policy attempt (a schedule whose length is the job's one cap; extensions run past it): as trained
+    fixed = {**fit, "policy": "fixed", "steps": 600, "epochs": 150, "cap_steps": 400}
+    assert read_off(fixed, 101) is fixed and read_off({**fit, "policy": "converge"}, 101)["fitted"] is False
 
 
 class Replay:
