@@ -43,9 +43,11 @@ def test_single_run_writes_contract_files(tmp_path):
     assert "EMC(60 steps) = " in p.stdout and "bracket" in p.stdout
     assert [b["cap_steps"] for b in res["emc_by_cap"]] == [30, 60]
     assert "Traceback" not in p.stderr and "Warning" not in p.stderr
-    # the run log is flexnet.log; it opens with the solved model (the config shows the arch's default width)
+    # the run log is flexnet.log; it opens with the config tree (print_config), then the solved model (the
+    # config shows the arch's default width)
     log = (out / "flexnet.log").read_text()
-    first = log.splitlines()[0]
+    assert log.splitlines()[0].endswith("- config (each group's option and what differs from its file; all of it: --cfg job):")
+    first = next(l for l in log.splitlines() if "][flexnet][INFO] - " in l and l.split("] - ", 1)[1].startswith("model: "))
     w = res["shape"]["width"]
     assert f"model: mlp depth=1 width={w} " in first and f"{res['params']['actual']} parameters" in first
     assert "replaces the config's arch.width=64" in first
