@@ -355,7 +355,8 @@ def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     record says how far the attempt it was read off went (`read_off`: its fit step, or its own cap)."""
     rungs = [{"cap": 50, "step": 52, "train_acc": 0.5, "train_loss": 1.5},
              {"cap": 101, "step": 104, "train_acc": 0.8, "train_loss": 0.7}]
-    fit = {"n": 10, "attempt": 2, "seed": 5, "status": "fitted", "stop_reason": "fitted", "fitted": True,
+    ident = {"trial": 1, "n": 10, "attempt": 2, "seed": 5, "config_hash": "c0", "code_hash": "h0", "policy": "converge"}
+    fit = {**ident, "status": "fitted", "stop_reason": "fitted", "fitted": True,
            "train_acc": 1.0, "steps": 120, "epochs": 30, "cap_steps": 400, "cost": 300.0, "rungs": rungs}
     within = read_off(fit, 117)  # rung end 120: the fit at step 120 is seen
     assert within["fitted"] and within["cap_steps"] == 117 and within["read_off"] == 120
@@ -364,7 +365,9 @@ def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     assert isinstance(low["steps"], int) and isinstance(low["epochs"], int)  # the journal takes ints only
     assert (low["train_acc"], low["train_loss"]) == (0.8, 0.7) and low["read_off"] == 120
     assert low["rungs"] == rungs and read_off(fit, 50)["rungs"] == rungs[:1]
-    assert (low["n"], low["attempt"], low["seed"], low["status"]) == (10, 2, 5, "unverified")
+    assert {k: low[k] for k in ident} == ident and low["status"] == "unverified"  # who it is, kept
+    one = read_off({**fit, "epochs": 120}, 101)  # one step per epoch
+    assert (one["steps"], one["epochs"]) == (101, 101)
     assert read_off(fit, 60)["train_acc"] is None  # no evaluation at a cap the attempt had no rung for
     capped = {**fit, "status": "unverified", "stop_reason": "cap", "fitted": False, "steps": 400, "epochs": 100}
     assert read_off(capped, 101)["read_off"] == 400 and read_off(capped, 101)["steps"] == 104
