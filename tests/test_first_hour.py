@@ -223,3 +223,11 @@ def test_slurm_dry_run_prints_the_jobs_and_the_sbatch_script_without_a_cluster(t
         assert line in out.splitlines(), line
     assert "srun --unbuffered" in out and "EMC per job" not in out
     assert not (sweep / "multirun.yaml").exists() and not list(sweep.glob("*/"))
+
+
+@pytest.mark.slow  # ~5 s
+def test_a_launcher_value_of_the_wrong_type_is_one_line_naming_it(tmp_path):
+    p = run_cli(["-m", "hydra/launcher=slurm", "hydra.launcher.dry_run=maybe", "scaling.params=1e4",
+                 f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path, env=dict(PATH=str(tmp_path)))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "flexnet: error: hydra.launcher.dry_run=maybe: Value 'maybe' is not a valid bool (type str)"

@@ -182,6 +182,9 @@ def _hydra_error_line(e: BaseException) -> str:
         hint = next((l for l in lines if l.startswith("To append")), "")
         val = hint.split("=", 1)[1] if "=" in hint else "?"
         return f"{key}={val}: no such key in this config (a new key needs +{key}=...; see python -m flexnet --cfg job)"
+    if first.startswith("Error merging override ") and e.__cause__ is not None:  # e.g. a launcher key's type
+        why = str(e.__cause__).strip().splitlines()[0] if str(e.__cause__).strip() else type(e.__cause__).__name__
+        return f"{first.split('Error merging override ', 1)[1]}: {why}"
     return " ".join(lines)[:500]
 
 
