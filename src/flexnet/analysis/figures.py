@@ -189,7 +189,7 @@ def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> No
     pts = log_emc_points(groups)
     if not pts:
         return
-    fig, ax = P.subplots(9.0, max(2.6, 0.55 * len(pts) + 1.8))
+    fig, ax = P.subplots(9.0, max(3.2, 0.55 * len(pts) + 2.4))
     ys = np.arange(len(pts))[::-1]
     for y, p in zip(ys, pts):
         c = colors[p["group"]]
@@ -208,10 +208,16 @@ def _fig_log_emc(rep: Report, groups: dict, colors: dict, figs: P.Figures) -> No
     hi = max(max(p["hi"], *p["emcs"]) for p in pts)
     ax.set_xlim(lo / 1.15, hi * 1.15)
     ax.set_ylim(-0.7, len(pts) - 0.3)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)  # 800, not 8x10^2
+    ax.xaxis.set_minor_formatter(plain if hi / lo < 20 else NullFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     kinds = {p["interval"] for p in pts}
-    what = "; ".join(x for x in (
+    what = "\n".join(x for x in (
         "line: ±SE over trials" if "SE" in kinds else "",
-        "line: the search's bracket (fitted, failed), one trial" if "bracket" in kinds else "",
+        "line: the search's bracket [fitted, failed) of one trial" if "bracket" in kinds else "",
         "hollow: budget-unstable (grew over the ladder's last rung)" if any(not p["budget_stable"] for p in pts) else "",
     ) if x)
     ax.set_xlabel("EMC (samples; geometric mean over model sizes; dots: each job)")
