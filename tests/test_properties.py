@@ -366,6 +366,9 @@ def test_read_off_in_whole_epochs_with_the_rung_evaluations():
     assert (low["train_acc"], low["train_loss"]) == (0.8, 0.7) and low["read_off"] == 120
     assert low["rungs"] == rungs and read_off(fit, 50)["rungs"] == rungs[:1]
     assert {k: low[k] for k in ident} == ident and low["status"] == "unverified"  # who it is, kept
+    # stopped by the cap: no fit, no test accuracy, no time of its own (the fields are there, empty)
+    assert {k: low[k] for k in ("seconds", "fitted_epoch", "fitted_step", "test_acc")} == dict.fromkeys(
+        ("seconds", "fitted_epoch", "fitted_step", "test_acc"))
     one = read_off({**fit, "epochs": 120}, 101)  # one step per epoch
     assert (one["steps"], one["epochs"]) == (101, 101)
     assert read_off(fit, 60)["train_acc"] is None  # no evaluation at a cap the attempt had no rung for
