@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -124,7 +125,7 @@ class Oracle:
 
         return cb
 
-    def _progress_callback(self, n: int, attempt: int, forward: bool = True):
+    def _progress_callback(self, n: int, attempt: int, forward: bool = True, cap: Optional[int] = None):
         """Per-epoch progress of one attempt, through train_to_minimum's on_epoch: a bar on a terminal
         (progress=bar, or auto when stderr is one), else a heartbeat line in the log at most every
         HEARTBEAT_S seconds (progress=log, or auto otherwise), nothing with progress=false; and the
@@ -149,9 +150,11 @@ class Oracle:
                     from tqdm import tqdm
 
                     spe = max(1, m["step"] // max(1, m["epoch"]))
-                    cap = max(int(budget.epochs), -(-int(budget.min_steps) // spe))  # the safety cap, in epochs
-                    state["bar"] = tqdm(total=cap, desc=f"{trial}n={n} attempt {attempt}", unit="ep", leave=False,
-                                        file=sys.stderr, mininterval=0.5, dynamic_ncols=True, postfix=post)
+                    steps = int(cap) if cap is not None else max(int(budget.epochs) * spe, int(budget.min_steps))
+                    total = -(-steps // spe)  # this attempt's cap (its rung of the ladder), in epochs
+                    cols = shutil.get_terminal_size((100, 24)).columns or 100  # some ptys report 0 columns
+                    state["bar"] = tqdm(total=total, desc=f"{trial}n={n} attempt {attempt}", unit="ep", leave=False,
+                                        file=sys.stderr, mininterval=0.5, ncols=cols, postfix=post)
                 state["bar"].set_postfix(post, refresh=False)
                 state["bar"].update(1)
             elif mode == "log":
@@ -277,7 +280,7 @@ class Oracle:
                 drop_curve(self.curve_path, n, attempt, self.trial,
                            after_step=None if resume is None else int(resume["loop"]["steps"]))
             curve = self._curve_callback(n, attempt, x, y, best) if self.curve_path else None
-            progress, close = self._progress_callback(n, attempt, forward)
+            progress, close = self._progress_callback(n, attempt, forward, cap=cap)
 
             def both(model, m: dict) -> None:
                 progress(model, m)
