@@ -29,7 +29,21 @@ def test_power_law_aim_finds_where_the_fit_would_use_the_whole_cap():
 def test_power_law_aim_ignores_early_fits_below_a_tenth_of_the_largest():
     top = max(FITS.values())
     assert aim_power({**FITS, 256: top / 20}) == aim_power(FITS)
-    assert aim_power({**FITS, 256: top / 9}) != aim_power(FITS)  # a tenth or more counts
+    assert aim_power({**FITS, 256: top / 10.5}) == aim_power(FITS)
+    assert aim_power({**FITS, 256: top / 10}) != aim_power(FITS)  # a tenth or more counts
+    assert aim_power({**FITS, 256: 0.0}) == aim_power(FITS)  # a zero fraction says nothing
+    # the two largest sizes always count; with only them above a tenth it is the hyperbola through them
+    for tail in ({256: top / 20, 900: top / 30, 1100: f(1100), 1150: f(1150)},
+                 {256: top / 20, 512: top / 25, 900: top / 30, 1100: f(1100), 1150: f(1150)}):
+        assert aim_power(tail) == aim(tail)
+
+
+def test_power_law_aim_from_three_fits_and_at_the_smallest_fraction():
+    three = {n: f(n) for n in (1000, 1075, 1150)}
+    assert aim_power(three) == pytest.approx(TRUTH, abs=1.0)  # three points: the power law already
+    top = max(FITS.values())
+    at_min = {n: v * MIN_FRACTION / top for n, v in FITS.items()}  # the largest fraction exactly MIN_FRACTION
+    assert max(at_min.values()) == MIN_FRACTION and aim_power(at_min) != aim(at_min)
 
 
 def test_power_law_aim_falls_back_to_the_hyperbola():
