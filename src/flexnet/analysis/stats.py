@@ -215,6 +215,7 @@ def ladder_series(jobs: list[Job], swept: list[str]) -> "OrderedDict[str, list[d
             st = [s for _, s, _ in v]
             pts.append({"cap": cap, "emc": m, "emc_se": se, "jobs": len(v),
                         "budget_stable": None if any(s is None for s in st) else all(st),
+                        "stable_jobs": sum(1 for s in st if s),
                         "lower_bounds": sum(1 for _, _, lb in v if lb)})
         out[name] = pts
     return out

@@ -138,12 +138,13 @@ def write_markdown(rep: Report) -> None:
         lines = []
         for name, pts in rep.ladder.items():
             lines += [[name, p["cap"], f"{p['emc']:.0f}", f"{p['emc_se']:.1f}" if math.isfinite(p["emc_se"]) else "",
-                       p["jobs"], {True: "yes", False: "no", None: ""}[p["budget_stable"]],
+                       p["jobs"], "" if p["budget_stable"] is None else f"{p['stable_jobs']}/{p['jobs']}",
                        p["lower_bounds"] or ""] for p in pts]
         parts.append("## EMC against the cap (the ladder, train.caps)\n\nEach job's EMC at every rung of its "
-                     "ladder (emc.json `emc_by_cap`), mean and SE over the series' jobs; budget-stable: every "
-                     "job's EMC grew by no more than the search's resolution from the rung below.\n\n"
-                     + _md_table(["series", "cap (steps)", "EMC", "SE", "jobs", "budget-stable", "lower bounds"],
+                     "ladder (emc.json `emc_by_cap`), mean and SE over the series' jobs; budget-stable: the jobs whose "
+                     "EMC grew by no more than the search's resolution from the rung below (the figure draws a rung "
+                     "hollow unless all are).\n\n"
+                     + _md_table(["series", "cap (steps)", "EMC", "SE", "jobs", "budget-stable jobs", "lower bounds"],
                                  lines))
     gen = rep.generalization
     if gen.get("points"):
