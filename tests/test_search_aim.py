@@ -31,7 +31,9 @@ def test_power_law_aim_ignores_early_fits_below_a_tenth_of_the_largest():
     assert aim_power({**FITS, 256: top / 20}) == aim_power(FITS)
     assert aim_power({**FITS, 256: top / 10.5}) == aim_power(FITS)
     assert aim_power({**FITS, 256: top / 10}) != aim_power(FITS)  # a tenth or more counts
-    assert aim_power({**FITS, 256: 0.0}) == aim_power(FITS)  # a zero fraction says nothing
+    assert aim_power({**FITS, 256: 0.0}) == aim_power(FITS)  # a zero fraction says nothing ...
+    three = {n: f(n) for n in (1000, 1050, 1100)}
+    assert aim_power({**three, 1150: 0.0}) == aim_power(three)  # ... even as one of the two largest sizes
     # the two largest sizes always count; with only them above a tenth it is the hyperbola through them
     for tail in ({256: top / 20, 900: top / 30, 1100: f(1100), 1150: f(1150)},
                  {256: top / 20, 512: top / 25, 900: top / 30, 1100: f(1100), 1150: f(1150)}):
@@ -52,3 +54,10 @@ def test_power_law_aim_falls_back_to_the_hyperbola():
     assert aim_power({1000: 0.3, 1100: 0.2, 1200: 0.1}) is None  # fits that speed up: no aim at all
     small = {n: v * (MIN_FRACTION * 0.9) / max(FITS.values()) for n, v in FITS.items()}
     assert aim_power(small) is None  # too little of the cap used to extrapolate
+
+
+def test_power_law_aim_with_an_exponent_below_one():
+    """The fitted exponent may be any p > 0 (the hyperbola is p = 1): p = 0.7."""
+    a = 0.3 * (POLE - 1000) ** 0.7
+    fits = {n: a * (POLE - n) ** -0.7 for n in (1000, 1050, 1100, 1150)}
+    assert aim_power(fits) == pytest.approx(POLE - a ** (1 / 0.7), abs=2.0)
