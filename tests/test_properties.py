@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flexnet.records import Journal
-from flexnet.search import Attempt, bisect_search, linear_search
+from flexnet.search import Attempt, bisect_search, fixed_search, linear_search
 from flexnet.search.ladder import ladder_search, reach, read_off, rung_end
 
 # examples per property: the profile's (tests/conftest.py: 80; 15 under make mutate, which runs them per mutant)
@@ -210,7 +210,7 @@ def test_bisect_terminates_and_its_bracket_obeys_the_rule(p):
     with time_limit():
         o = oracle_of(p, budget=bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], p["pool"]))
         res = bisect_search(o, **search_kw(p))
-        assert len(o.calls) == res.fits
+        assert len(o.calls) == res.fits and res.search == "bisect"
         assert res.fits <= bound(p["pool"], p["resolution"], p["max_attempts"], p["growth"], rescues(res))
         check_bracket(res, p, lambda n, a: o.fits(n, a, p["cap"]))
         # the truth is known: the EMC is a size where some attempt fits, and without noise the bracket
@@ -228,7 +228,10 @@ def test_linear_terminates_and_its_failed_size_had_every_attempt_fail(p):
     with time_limit():
         step = max(1, p["pool"] // 37)
         o = oracle_of(p, budget=p["max_attempts"] * (p["pool"] // step + 2))
-        res = linear_search(o, start=p["start"], pool=p["pool"], step=step, max_attempts=p["max_attempts"])
+        seen = []
+        res = linear_search(o, start=p["start"], pool=p["pool"], step=step, max_attempts=p["max_attempts"],
+                            progress=lambda a, lo, hi: seen.append((a.n, a.attempt)))
+        assert res.search == "linear" and seen == [(a.n, a.attempt) for a in res.attempts]
         fitted_sizes = [a.n for a in res.attempts if a.fitted]
         assert res.emc == max(fitted_sizes, default=0)
         if res.failed is not None:
@@ -237,6 +240,25 @@ def test_linear_terminates_and_its_failed_size_had_every_attempt_fail(p):
             assert res.failed == (min(res.emc + step, p["pool"]) if res.emc else p["start"])
         else:
             assert res.emc == p["pool"] and res.lower_bound
+
+
+@SETTINGS
+@given(problems(), st.booleans())
+def test_fixed_trains_one_size_and_its_emc_is_that_size_if_any_attempt_fits(p, give_n):
+    with time_limit():
+        o = oracle_of(p)
+        n = p["start"] if not give_n else max(1, p["pool"] // 2)
+        seen = []
+        res = fixed_search(o, start=p["start"], pool=p["pool"], n=n if give_n else None,
+                           max_attempts=p["max_attempts"], progress=lambda a, lo, hi: seen.append((a.n, a.attempt)))
+        ok = any(o.fits(n, a, p["cap"]) for a in range(p["max_attempts"]))
+        assert (res.emc, res.fitted, res.failed) == ((n, n, None) if ok else (0, None, n))
+        assert res.search == "fixed" and res.lower_bound is False
+        assert {a.n for a in res.attempts} == {n} and seen == [(a.n, a.attempt) for a in res.attempts]
+        # attempts stop at the first fit
+        assert not any(a.fitted for a in res.attempts[:-1]) and res.attempts[-1].fitted == ok
+        assert len(res.attempts) == (next(a for a in range(p["max_attempts"]) if o.fits(n, a, p["cap"])) + 1
+                                     if ok else p["max_attempts"])
 
 
 @st.composite
