@@ -476,3 +476,27 @@ def test_a_rescue_raises_the_bracket_and_the_search_goes_on(max_attempts):
     else:  # rescued at some failed size in (60, 100): the search goes on above it, to the real edge
         assert 95 <= res.emc <= 99 and 100 <= res.failed <= 105 and rescues(res) >= 1
         assert sorted(a.attempt for a in res.attempts if a.n == res.failed) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("call,line", [
+    (lambda o: linear_search(o, start=8, pool=100, step=0), "search.step=0: must be a positive integer"),
+    (lambda o: bisect_search(o, start=0, pool=100), "search.start=0: must be a positive integer"),
+    (lambda o: bisect_search(o, start=200, pool=100), "search.start=200: must not exceed the training pool (100"),
+    (lambda o: fixed_search(o, start=8, pool=100, max_attempts=0), "search.max_attempts=0: must be a positive integer"),
+    (lambda o: bisect_search(o, start=8, pool=100, resolution=1.0), "search.resolution=1.0: must lie in (0, 1)"),
+    (lambda o: bisect_search(o, start=8, pool=100, min_n=9), "search.min_n=9: must be an integer in [1, search.start=8]"),
+])
+def test_bad_search_settings_are_one_line_with_the_value_and_what_is_allowed(call, line):
+    from flexnet.errors import ConfigError
+
+    o = Jamming(50, 0, 0.0, 0.0, 5.0, 100)
+    with pytest.raises(ConfigError) as e:
+        call(o)
+    assert str(e.value).startswith(line) and not o.calls  # refused before anything trains
+
+
+def test_attempts_are_trained_one_at_a_time_unless_batching_is_asked_for():
+    o = Batched(60, 0, 0.0, 0.5, 5.0, 100)
+    linear_search(o, start=8, pool=100, step=8, max_attempts=4)
+    bisect_search(o, start=8, pool=100, max_attempts=4)
+    assert o.batches == [] and o.calls
