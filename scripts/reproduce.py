@@ -1,17 +1,8 @@
 #!/usr/bin/env python
-"""Run the CPU-scale experiment presets, report each sweep, and write REPRODUCTION.md.
+"""`make reproduce`: run the CPU-scale experiment presets, report each sweep, write REPRODUCTION.md.
 
-    python scripts/reproduce.py --out REPRODUCTION.md                # the verdict presets (make reproduce)
-    python scripts/reproduce.py --only emc_optimizers --only emc_activations
-    python scripts/reproduce.py --tiny --only zhang_corruption        # tiny budgets (tests, smoke runs)
-    python scripts/reproduce.py --skip-run                           # re-aggregate existing sweep dirs
-
-Each preset is one or more Hydra multiruns, ``python -m flexnet +experiment=<preset> -m
-hydra.sweep.dir=<root>/<preset>``, all sharing the cores through flexnet.taskpool (--jobs at once,
-longest first); then ``python -m flexnet.report <root>/<preset>`` writes its ``report/``. A sweep dir
-that holds jobs is resumed (each job replays its fits.jsonl journal); ``--fresh`` deletes it first.
-Verdicts come from the fixed rules of flexnet.analysis (RULES_TEXT, stated in REPRODUCTION.md); a
-preset that fails or is missing gives "inconclusive" with the reason.
+A thin command over flexnet.study (its docstring gives the usage: --out, --only, --tiny, --skip-run,
+--fresh).
 """
 from __future__ import annotations
 
