@@ -485,6 +485,9 @@ def test_a_rescue_raises_the_bracket_and_the_search_goes_on(max_attempts):
     (lambda o: fixed_search(o, start=8, pool=100, max_attempts=0), "search.max_attempts=0: must be a positive integer"),
     (lambda o: bisect_search(o, start=8, pool=100, resolution=1.0), "search.resolution=1.0: must lie in (0, 1)"),
     (lambda o: bisect_search(o, start=8, pool=100, min_n=9), "search.min_n=9: must be an integer in [1, search.start=8]"),
+    (lambda o: bisect_search(o, start=8, pool=100, regrow_step=0), "search.regrow_step=0: must be > 0 (first growth"),
+    (lambda o: bisect_search(o, start=8, pool=100, growth="bogus"),
+     "search.growth='bogus': must be one of fit_time, fit_time_power, double"),
 ])
 def test_bad_search_settings_are_one_line_with_the_value_and_what_is_allowed(call, line):
     from flexnet.errors import ConfigError
