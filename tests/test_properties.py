@@ -503,3 +503,16 @@ def test_attempts_are_trained_one_at_a_time_unless_batching_is_asked_for():
     linear_search(o, start=8, pool=100, step=8, max_attempts=4)
     bisect_search(o, start=8, pool=100, max_attempts=4)
     assert o.batches == [] and o.calls
+
+
+def test_each_growth_rule_probes_its_own_sizes():
+    """growth picks where the search probes (never the rule): fit_time aims with the hyperbola,
+    fit_time_power with the power law, double doubles; on the same oracle their probes differ."""
+    probes = {}
+    for growth in ("fit_time", "fit_time_power", "double"):
+        o = Jamming(3000, 1, 0.0, 0.0, 400.0, 10000)
+        res = bisect_search(o, start=64, pool=20000, growth=growth)
+        probes[growth] = [a.n for a in res.attempts if a.attempt == 0]
+        assert res.emc <= 2884 < res.failed  # 400 n / (3000 - n) <= 10000 steps up to n = 2884
+    assert len({tuple(p) for p in probes.values()}) == 3, probes
+    assert probes["double"][:4] == [64, 128, 256, 512]
