@@ -63,6 +63,40 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.timeout(PURE_TIMEOUT))
 
 
+# The timeout above interrupts the test's main thread. A loop in a worker thread (a search run by thread
+# workers) cannot be interrupted: the test fails at its limit, then its clean-up waits on the thread for
+# ever. The watchdog ends the run WATCHDOG_GRACE s past a test's limit, naming the test and dumping every
+# thread's stack, instead of hanging the suite.
+WATCHDOG_GRACE = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import faulthandler
+    import threading
+
+    marker = item.get_closest_marker("timeout")
+    limit = (marker.args[0] if marker and marker.args else item.config.getini("timeout")) or 0
+    timer = None
+    if float(limit) > 0:
+        def fire():
+            sys.stderr.write(f"\nflexnet tests: {item.nodeid} still running {WATCHDOG_GRACE} s past its "
+                             f"{float(limit):g} s timeout (a loop in a thread the timeout cannot interrupt?); "
+                             "ending the run. Stacks:\n")
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            sys.stderr.flush()
+            os._exit(3)
+
+        timer = threading.Timer(float(limit) + WATCHDOG_GRACE, fire)
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _hermetic_cache(tmp_path_factory):
     os.environ.setdefault("FLEXNET_CACHE", str(tmp_path_factory.mktemp("flexnet-cache")))
