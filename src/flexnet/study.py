@@ -131,8 +131,9 @@ PRESETS = [
            tiny=["regularizer=none,augment", "arch.dropout=0.0", "labeling=random_labels", "scaling.params=2000"]),
     Preset("zhang_batchnorm", fixed=True, tiny=["arch.batchnorm=true,false", "labeling=semantic", "scaling.params=20000"]),
     # EMC against the cap: the converge policy (main sweep) and the old fixed schedule (part)
-    Preset("emc_budget", tiny=["arch=mlp", "labeling=random_labels", "train.min_steps=20,40", "scaling.params=300"],
-           parts={"fixed": ["train.policy=fixed"]}),
+    Preset("emc_budget", tiny=["arch=mlp", "labeling=random_labels", "train.caps=[20,40]", "scaling.params=300"],
+           parts={"fixed": ["train.policy=fixed", "train.caps=null", "train.epochs=1",
+                                  "train.min_steps=5000,10000,20000,40000"]}),  # one search per cap (its schedule)
 ]
 BY_NAME = {p.name: p for p in PRESETS}
 # presets that read their dataset from disk (not embedded): not run by `make reproduce`; each is tested
