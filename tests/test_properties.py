@@ -233,7 +233,7 @@ def test_linear_terminates_and_its_failed_size_had_every_attempt_fail(p):
                             progress=lambda a, lo, hi: seen.append((a.n, a.attempt)))
         assert res.search == "linear" and seen == [(a.n, a.attempt) for a in res.attempts]
         fitted_sizes = [a.n for a in res.attempts if a.fitted]
-        assert res.emc == max(fitted_sizes, default=0)
+        assert res.emc == max(fitted_sizes, default=0) and res.fitted == (res.emc or None)
         if res.failed is not None:
             assert sorted(a.attempt for a in res.attempts if a.n == res.failed) == list(range(p["max_attempts"]))
             assert not any(a.fitted for a in res.attempts if a.n == res.failed)
