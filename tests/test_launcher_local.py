@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # a few seconds of fit attempts per job on one thread
-TINY = ["train.epochs=300", "train.min_steps=300", "search.start=32", "dataset.num_samples=1000",
+TINY = ["train.caps=null", "train.epochs=300", "train.min_steps=300", "search.start=32", "dataset.num_samples=1000",
         "train.max_extensions=0", "convergence.hessian=false", "search.max_attempts=1", "threads=1"]
 
 

@@ -87,7 +87,7 @@ def _run(args, cwd, timeout=900):
 ])
 @pytest.mark.slow  # 4 CLI runs, ~49 s here
 def test_cli_bad_values_one_line(tmp_path, override, key):
-    r = _run([*override.split(), "scaling.params=300", "train.epochs=2", "train.min_steps=0",
+    r = _run([*override.split(), "scaling.params=300", "train.caps=null", "train.epochs=2", "train.min_steps=0",
               f"hydra.run.dir={tmp_path}"], tmp_path)
     assert r.returncode == 2
     err = [line for line in r.stderr.splitlines() if line.startswith("flexnet: error:")]
@@ -97,7 +97,7 @@ def test_cli_bad_values_one_line(tmp_path, override, key):
 
 @pytest.mark.slow
 def test_cli_sweep_four_optimizers_writes_four_emc_files(tmp_path):
-    r = _run(["optimizer=sgd,gd,adam,shampoo", "scaling.params=300", "train.epochs=20", "train.min_steps=40",
+    r = _run(["optimizer=sgd,gd,adam,shampoo", "scaling.params=300", "train.caps=null", "train.epochs=20", "train.min_steps=40",
               "train.max_extensions=0", "search.start=16", "threads=1", f"hydra.sweep.dir={tmp_path}", "-m"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     files = sorted(tmp_path.rglob("emc.json"))
@@ -109,7 +109,7 @@ def test_cli_sweep_four_optimizers_writes_four_emc_files(tmp_path):
 
 @pytest.mark.slow
 def test_cli_reparams_record_their_counts(tmp_path):
-    base = ["scaling.params=300", "train.epochs=20", "train.min_steps=40", "train.max_extensions=0",
+    base = ["scaling.params=300", "train.caps=null", "train.epochs=20", "train.min_steps=40", "train.max_extensions=0",
             "search.start=16", "threads=1", f"hydra.sweep.dir={tmp_path}", "-m"]
     for i, over in enumerate((["reparam=subspace", "reparam.d=100"], ["reparam=quant8"])):
         r = _run([*over, *base[:-2], f"hydra.sweep.dir={tmp_path / str(i)}", "-m"], tmp_path)

@@ -21,13 +21,13 @@ import pytest
 from conftest import ROOT, compose, read_jsonl, run_cli
 
 # a search of ~14 short attempts: a few seconds per run on one core
-FAST = ["dataset.num_samples=1200", "train.epochs=5", "train.min_steps=0", "train.max_extensions=0",
+FAST = ["dataset.num_samples=1200", "train.caps=null", "train.epochs=5", "train.min_steps=0", "train.max_extensions=0",
         "search.start=16", "scaling.params=300", "convergence.hessian=false"]
 # longer attempts (a process is caught mid-search, then frozen with SIGSTOP while it holds its lock)
 # sweeps whose jobs run in this process (Hydra's basic launcher): the test freezes, kills and reads them
 # through the process it started; -m's default (local) runs each job in a process of its own
 BASIC = ["hydra/launcher=basic"]
-MID = ["dataset.num_samples=1200", "train.epochs=30", "train.min_steps=300", "train.max_extensions=0",
+MID = ["dataset.num_samples=1200", "train.caps=null", "train.epochs=30", "train.min_steps=300", "train.max_extensions=0",
        "search.start=16", "scaling.params=300", "convergence.hessian=false"]
 
 
@@ -437,7 +437,7 @@ def test_a_search_that_mostly_blows_up_is_reported_and_exits_nonzero(tmp_path):
     a line suggesting a lower lr; nothing is certified as a verified minimum."""
     out = tmp_path / "run"
     r = run_cli(["optimizer=adam", "optimizer.lr=1e6", "scaling.params=300", "dataset.num_samples=1200",
-                 "search.start=16", "train.epochs=50", "train.min_steps=200", "search.max_attempts=2",
+                 "search.start=16", "train.caps=null", "train.epochs=50", "train.min_steps=200", "search.max_attempts=2",
                  f"hydra.run.dir={out}"], tmp_path)
     assert r.returncode == 3, r.stderr[-2000:]
     err = [l for l in r.stderr.splitlines() if l.startswith("flexnet: error:")]

@@ -289,7 +289,7 @@ def test_cli_sweep_then_report(tmp_path):
     env = dict(os.environ, PYTHONPATH=SRC, FLEXNET_CACHE=str(tmp_path / "cache"))
     sweep = tmp_path / "sweep"
     cp = subprocess.run([sys.executable, "-m", "flexnet", "-m", "labeling=semantic,random_labels",
-                         "scaling.params=500,1500", "train.epochs=5", "train.min_steps=20", "search.start=16",
+                         "scaling.params=500,1500", "train.caps=null", "train.epochs=5", "train.min_steps=20", "search.start=16",
                          "dataset.num_samples=400", "convergence.hessian=false", "threads=1",
                          f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=600)
     assert cp.returncode == 0, cp.stderr[-2000:]

@@ -18,7 +18,7 @@ from flexnet.records import Journal
 
 ROOT = Path(__file__).resolve().parents[1]
 # ~10 fit attempts of 0.1-3 s each on one CPU thread (no Hessian check, no extensions)
-TINY = ["scaling.params=1000", "train.epochs=300", "train.min_steps=300", "search.start=32",
+TINY = ["scaling.params=1000", "train.caps=null", "train.epochs=300", "train.min_steps=300", "search.start=32",
         "dataset.num_samples=2000", "train.max_extensions=0", "convergence.hessian=false",
         "search.max_attempts=2", "threads=1"]
 OUTCOME_KEYS = ("emc", "bracket", "fits", "cost_sample_epochs", "test_accuracy", "lower_bound", "unverified",

@@ -22,7 +22,7 @@ SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 # small CPU jobs: no GPU request, one CPU, 1 GB
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
          "hydra.launcher.mem_gb=1", "hydra.launcher.poll_s=0.5", "hydra.launcher.refresh_s=10"]
-TINY = ["train.epochs=5", "train.min_steps=20", "search.start=16", "dataset.num_samples=400",
+TINY = ["train.caps=null", "train.epochs=5", "train.min_steps=20", "search.start=16", "dataset.num_samples=400",
         "train.max_extensions=0", "convergence.hessian=false", "search.max_attempts=2", "threads=1"]
 OUTCOME_KEYS = ("emc", "bracket", "fits", "cost_sample_epochs", "test_accuracy", "lower_bound", "unverified")
 
@@ -136,7 +136,7 @@ def test_fire_and_forget_returns_at_once_and_the_job_completes(slurm, tmp_path):
 # measured under it. Under the converge policy (or the stricter verdict) one attempt at a failing size can
 # outlast a whole run between Slurm's signals, and a job whose attempts never finish inside a run requeues
 # without end (seen: 30 s attempts against 10-40 s runs); this test is about requeue and resume.
-REQUEUE = ["train.policy=fixed", "convergence.grad_tol=0.05", "convergence.polish_steps=0", "scaling.params=1000", "train.epochs=3000", "train.min_steps=3000", "search.start=32",
+REQUEUE = ["train.policy=fixed", "convergence.grad_tol=0.05", "convergence.polish_steps=0", "scaling.params=1000", "train.caps=null", "train.epochs=3000", "train.min_steps=3000", "search.start=32",
            "dataset.num_samples=2000", "train.max_extensions=0", "convergence.hessian=false",
            "search.max_attempts=4", "search.resolution=0.01", "threads=1"]
 

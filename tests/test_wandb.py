@@ -17,7 +17,7 @@ from flexnet.pipeline import run_job
 wandb = pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
 
-TINY = ["dataset=digits", "train.epochs=5", "train.min_steps=20", "search.start=16",
+TINY = ["dataset=digits", "train.caps=null", "train.epochs=5", "train.min_steps=20", "search.start=16",
         "search.resolution=0.5", "convergence.hessian=false", "scaling.params=2000"]
 
 def read_wandb_records(path: Path) -> list:
