@@ -90,17 +90,17 @@ def test_journal_drops_a_line_cut_by_a_kill_and_appends_cleanly(tmp_path):
     simply runs again), the file is repaired, and later appends start on a fresh line."""
     path = tmp_path / "fits.jsonl"
     j = Journal(path, "h1")
-    j.append({"n": 8, "attempt": 0, "status": "fitted"})
-    j.append({"n": 16, "attempt": 0, "status": "failed"})
+    j.append({"n": 8, "attempt": 0, "status": "fitted", "train_acc": 1.0})
+    j.append({"n": 16, "attempt": 0, "status": "failed", "train_acc": 0.9})
     full = path.read_bytes()
-    third = json.dumps({"n": 12, "attempt": 0, "status": "fitted", "config_hash": "h1"}).encode()
+    third = json.dumps({"n": 12, "attempt": 0, "status": "fitted", "train_acc": 1.0, "config_hash": "h1"}).encode()
     path.write_bytes(full + third[: len(third) // 2])  # as if killed mid-write
 
     j2 = Journal(path, "h1")
     assert sorted(j2.replayed) == [(0, 8, 0), (0, 16, 0)]  # (trial, n, attempt)
     assert j2.get(12, 0) is None
     assert path.read_bytes() == full  # the broken tail is gone
-    j2.append({"n": 12, "attempt": 0, "status": "fitted"})
+    j2.append({"n": 12, "attempt": 0, "status": "fitted", "train_acc": 1.0})
     recs = _lines(path)  # every line parses
     assert [(r["n"], r["attempt"]) for r in recs] == [(8, 0), (16, 0), (12, 0)]
     # a journal written under another config is not replayed
