@@ -159,13 +159,21 @@ def _rung_attempts(res: SearchResult) -> list[Attempt]:
     return list(seen.values())
 
 
-def ladder_totals(rungs: list) -> tuple[int, float]:
-    """(attempts, sample-epochs) over a whole ladder: each attempt once, at the furthest it was trained."""
-    reached: dict = {}
+def _furthest(rungs: list) -> dict:
+    """Each attempt of a ladder once, as the rung that trained it furthest (the largest cost) saw it."""
+    out: dict = {}
     for rung in rungs:
         for a in rung.result.attempts:
-            reached[(a.n, a.attempt)] = max(reached.get((a.n, a.attempt), 0.0), float(a.cost or 0.0))
-    return len(reached), float(sum(reached.values()))
+            key = (a.n, a.attempt)
+            if key not in out or float(a.cost or 0.0) >= float(out[key].cost or 0.0):
+                out[key] = a
+    return out
+
+
+def ladder_totals(rungs: list) -> tuple[int, float]:
+    """(attempts, sample-epochs) over a whole ladder: each attempt once, at the furthest it was trained."""
+    furthest = _furthest(rungs)
+    return len(furthest), float(sum(float(a.cost or 0.0) for a in furthest.values()))
 
 
 def ladder_summary(s: Setup, rungs: list, cfg: dict, journal=None) -> dict:
@@ -188,10 +196,7 @@ def ladder_summary(s: Setup, rungs: list, cfg: dict, journal=None) -> dict:
         stable = bool(top - prev <= _growth_tolerance(cfg, prev))
     top = by_cap[-1]
     fits, cost = ladder_totals(rungs)
-    furthest: dict = {}
-    for rung in rungs:
-        for a in rung.result.attempts:
-            furthest[(a.n, a.attempt)] = a
+    furthest = _furthest(rungs)
     div = sum(1 for a in furthest.values() if a.status == "diverged")
     deg = sum(1 for a in furthest.values() if a.status == "degenerate")
     return {"emc_cap_steps": top["cap_steps"], "emc_by_cap": by_cap, "budget_stable": stable,
